@@ -1,0 +1,296 @@
+//! The enrollment document: what a user enrolled. Written by `twofactor` as
+//! the user, read (never written) by the module.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::backup::BackupCodeHash;
+use crate::error::{redact_toml_error, Error};
+use crate::secret::SecretBytes;
+use crate::totp::{Algorithm, TotpParams, DIGITS_RANGE, MIN_SECRET_BYTES, PERIOD_RANGE};
+
+/// Current version of the enrollment document.
+pub const ENROLLMENT_VERSION: u32 = 1;
+/// Largest enrollment file read (bytes).
+pub const MAX_ENROLLMENT_BYTES: u64 = 64 * 1024;
+const MAX_SECRET_BYTES: usize = 128;
+const MAX_BACKUP_CODES: usize = 100;
+/// Default location, relative to the user's home through `%h`.
+pub const DEFAULT_ENROLLMENT_PATH: &str = "%h/.config/twofactor/enrollment.toml";
+
+/// A user's enrolled factors, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// TOTP, if enrolled.
+    pub totp: Option<TotpParams>,
+    /// Stored forms of the backup codes (spent ones included: the login
+    /// state, not this file, records which are spent).
+    pub backup_codes: Vec<BackupCodeHash>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollmentDocument {
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totp: Option<TotpSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    backup_codes: Vec<BackupCodeHash>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct TotpSection {
+    secret: String,
+    #[zeroize(skip)]
+    #[serde(default)]
+    algorithm: Algorithm,
+    #[serde(default = "default_digits")]
+    digits: u8,
+    #[serde(default = "default_period")]
+    period: u64,
+}
+
+fn default_digits() -> u8 {
+    6
+}
+
+fn default_period() -> u64 {
+    30
+}
+
+/// Decode a base32 TOTP secret as authenticator apps show it: any case,
+/// optional `=` padding, optional spaces between groups.
+pub fn decode_base32_secret(text: &str) -> Result<SecretBytes, String> {
+    let mut cleaned: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b' ' && *b != b'=' && *b != b'-')
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    let decoded = data_encoding::BASE32_NOPAD.decode(&cleaned);
+    cleaned.zeroize();
+    let bytes = decoded.map_err(|_| "TOTP secret is not valid base32".to_string())?;
+    let secret = SecretBytes::new(bytes);
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "TOTP secret is too short ({} bits, at least {} required)",
+            secret.len() * 8,
+            MIN_SECRET_BYTES * 8
+        ));
+    }
+    if secret.len() > MAX_SECRET_BYTES {
+        return Err("TOTP secret is too long".into());
+    }
+    Ok(secret)
+}
+
+/// Encode a secret as unpadded base32 (the otpauth URI form).
+pub fn encode_base32_secret(secret: &SecretBytes) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(data_encoding::BASE32_NOPAD.encode(secret.expose()))
+}
+
+impl Enrollment {
+    /// Parse and validate an enrollment document. `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
+        let invalid = |why: String| Error::Parse {
+            what: format!("enrollment file {origin}"),
+            why,
+        };
+        let document: EnrollmentDocument =
+            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?;
+        if document.version != ENROLLMENT_VERSION {
+            return Err(invalid(format!(
+                "unsupported version {} (this module reads version {ENROLLMENT_VERSION})",
+                document.version
+            )));
+        }
+        let totp = match &document.totp {
+            None => None,
+            Some(section) => Some(totp_from_section(section).map_err(invalid)?),
+        };
+        if document.backup_codes.len() > MAX_BACKUP_CODES {
+            return Err(invalid(format!(
+                "too many backup codes ({}, at most {MAX_BACKUP_CODES})",
+                document.backup_codes.len()
+            )));
+        }
+        for code in &document.backup_codes {
+            code.validate().map_err(invalid)?;
+        }
+        Ok(Enrollment {
+            totp,
+            backup_codes: document.backup_codes.clone(),
+        })
+    }
+
+    /// The document's text, as written to disk.
+    pub fn to_toml(&self) -> zeroize::Zeroizing<String> {
+        let document = EnrollmentDocument {
+            version: ENROLLMENT_VERSION,
+            totp: self.totp.as_ref().map(|t| TotpSection {
+                secret: encode_base32_secret(&t.secret).to_string(),
+                algorithm: t.algorithm,
+                digits: t.digits,
+                period: t.period,
+            }),
+            backup_codes: self.backup_codes.clone(),
+        };
+        let body = toml::to_string(&document).unwrap_or_default();
+        zeroize::Zeroizing::new(format!(
+            "# pam_twofactor enrollment, written by `twofactor`. It holds your TOTP secret:\n\
+             # keep it private (mode 0600). Backup codes are stored only as salted hashes.\n\
+             {body}"
+        ))
+    }
+
+    /// True when at least one factor is enrolled.
+    pub fn has_any_method(&self) -> bool {
+        self.totp.is_some() || !self.backup_codes.is_empty()
+    }
+}
+
+fn totp_from_section(section: &TotpSection) -> Result<TotpParams, String> {
+    let secret = decode_base32_secret(&section.secret)?;
+    if !DIGITS_RANGE.contains(&section.digits) {
+        return Err(format!("TOTP digits must be 6 to 8, not {}", section.digits));
+    }
+    if !PERIOD_RANGE.contains(&section.period) {
+        return Err(format!(
+            "TOTP period must be {} to {} seconds, not {}",
+            PERIOD_RANGE.start(),
+            PERIOD_RANGE.end(),
+            section.period
+        ));
+    }
+    Ok(TotpParams {
+        secret,
+        algorithm: section.algorithm,
+        digits: section.digits,
+        period: section.period,
+    })
+}
+
+/// Expand `%u` (user name), `%h` (home directory) and `%%` in a path template.
+/// The result must be absolute; a user name that could climb out of a
+/// directory (`/`, a leading `.`) is refused.
+pub fn expand_path(template: &str, user: &str, home: &Path) -> Result<PathBuf, Error> {
+    if user.is_empty() || user.contains('/') || user.starts_with('.') || user.contains('\0') {
+        return Err(Error::Config(format!(
+            "user name {user:?} cannot be used in a path"
+        )));
+    }
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => out.push_str(user),
+            Some('h') => {
+                let home = home.to_str().ok_or_else(|| {
+                    Error::Config("home directory is not valid UTF-8".to_string())
+                })?;
+                out.push_str(home.trim_end_matches('/'));
+            }
+            Some('%') => out.push('%'),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown escape %{} in path {template:?} (use %u, %h or %%)",
+                    other.map(String::from).unwrap_or_default()
+                )))
+            }
+        }
+    }
+    let path = PathBuf::from(out);
+    if !path.is_absolute() {
+        return Err(Error::Config(format!(
+            "path {} is not absolute",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+version = 1
+[totp]
+secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+algorithm = "SHA256"
+digits = 8
+period = 60
+[[backup_codes]]
+salt = "00112233445566778899aabbccddeeff"
+hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let e = Enrollment::parse(SAMPLE, "test").unwrap();
+        let totp = e.totp.as_ref().unwrap();
+        assert_eq!(totp.secret.expose(), b"12345678901234567890");
+        assert_eq!(totp.algorithm, Algorithm::SHA256);
+        assert_eq!((totp.digits, totp.period), (8, 60));
+        assert_eq!(e.backup_codes.len(), 1);
+        let again = Enrollment::parse(&e.to_toml(), "again").unwrap();
+        assert_eq!(again, e);
+    }
+
+    #[test]
+    fn rejects_bad_documents() {
+        let cases = [
+            ("version = 2", "unsupported version"),
+            ("version = 1\nextra = 1", "unknown field"),
+            ("version = 1\n[totp]\nsecret = \"!!!\"", "not valid base32"),
+            ("version = 1\n[totp]\nsecret = \"GEZDGNBV\"", "too short"),
+            (
+                "version = 1\n[totp]\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\ndigits = 9",
+                "digits must be",
+            ),
+            (
+                "version = 1\n[totp]\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\nperiod = 0",
+                "period must be",
+            ),
+            (
+                "version = 1\n[[backup_codes]]\nsalt = \"zz\"\nhash = \"00\"",
+                "not hex",
+            ),
+            ("version = [", "invalid"),
+        ];
+        for (text, expected) in cases {
+            let err = Enrollment::parse(text, "t").unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_secret() {
+        let text = "version = 1\n[totp]\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\" trailing";
+        let err = Enrollment::parse(text, "t").unwrap_err().to_string();
+        assert!(!err.contains("GEZDGNBV"), "{err}");
+    }
+
+    #[test]
+    fn path_expansion() {
+        let home = Path::new("/home/alice/");
+        assert_eq!(
+            expand_path(DEFAULT_ENROLLMENT_PATH, "alice", home).unwrap(),
+            PathBuf::from("/home/alice/.config/twofactor/enrollment.toml")
+        );
+        assert_eq!(
+            expand_path("/var/lib/twofactor/%u/100%%", "alice", home).unwrap(),
+            PathBuf::from("/var/lib/twofactor/alice/100%")
+        );
+        assert!(expand_path("/x/%u", "../root", home).is_err());
+        assert!(expand_path("/x/%u", "a/b", home).is_err());
+        assert!(expand_path("/x/%q", "alice", home).is_err());
+        assert!(expand_path("relative/%u", "alice", home).is_err());
+    }
+}

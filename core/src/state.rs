@@ -1,0 +1,296 @@
+//! The root-owned login state of one user: what must survive between logins
+//! and must not be in the user's hands (replay protection, spent codes,
+//! recent outcomes). Stored under the state directory, one file per user,
+//! replaced atomically under a per-user lock.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{redact_toml_error, Error};
+use crate::files::{self, FileRequirements, LockGuard};
+
+/// Current version of the state document.
+pub const STATE_VERSION: u32 = 1;
+/// Largest state file read (bytes).
+pub const MAX_STATE_BYTES: u64 = 256 * 1024;
+/// Failure timestamps kept (newest last).
+pub const MAX_RECORDED_FAILURES: usize = 64;
+/// How long a login waits for another login of the same user to finish.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_twofactor";
+
+/// A second-factor method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// A TOTP code.
+    Totp,
+    /// A backup code.
+    BackupCode,
+}
+
+impl Method {
+    /// Name used in logs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::BackupCode => "backup-code",
+        }
+    }
+}
+
+/// One user's login state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginState {
+    /// Document version.
+    #[serde(default = "current_version")]
+    pub version: u32,
+    /// The last TOTP step accepted; codes of this or earlier steps are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_totp_step: Option<u64>,
+    /// Salts (ids) of spent backup codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent_backup_codes: Vec<String>,
+    /// Unix time of the last successful second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<u64>,
+    /// Method of the last successful second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_method: Option<Method>,
+    /// Unix times of recent failed attempts, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_failures: Vec<u64>,
+}
+
+fn current_version() -> u32 {
+    STATE_VERSION
+}
+
+impl Default for LoginState {
+    fn default() -> Self {
+        LoginState {
+            version: STATE_VERSION,
+            last_totp_step: None,
+            spent_backup_codes: Vec::new(),
+            last_success: None,
+            last_success_method: None,
+            recent_failures: Vec::new(),
+        }
+    }
+}
+
+impl LoginState {
+    /// Parse a state document; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
+        let invalid = |why: String| Error::Parse {
+            what: format!("state file {origin}"),
+            why,
+        };
+        let state: LoginState = toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?;
+        if state.version != STATE_VERSION {
+            return Err(invalid(format!("unsupported version {}", state.version)));
+        }
+        Ok(state)
+    }
+
+    /// The document's text.
+    pub fn to_toml(&self) -> String {
+        let mut state = self.clone();
+        state.version = STATE_VERSION;
+        toml::to_string(&state).unwrap_or_default()
+    }
+
+    /// True when the backup code with this id was spent.
+    pub fn is_spent(&self, id: &str) -> bool {
+        self.spent_backup_codes.iter().any(|s| s == id)
+    }
+
+    /// Record a success.
+    pub fn record_success(&mut self, method: Method, now: u64) {
+        self.last_success = Some(now);
+        self.last_success_method = Some(method);
+    }
+
+    /// Record a failed attempt, keeping the newest [`MAX_RECORDED_FAILURES`].
+    pub fn record_failure(&mut self, now: u64) {
+        self.recent_failures.push(now);
+        let excess = self
+            .recent_failures
+            .len()
+            .saturating_sub(MAX_RECORDED_FAILURES);
+        self.recent_failures.drain(..excess);
+    }
+
+    /// Forget spent-code ids that no longer name a code of the enrollment
+    /// (the codes were regenerated), so the file does not grow without bound.
+    pub fn forget_unknown_backup_codes<'a>(&mut self, known: impl Iterator<Item = &'a str>) {
+        let known: Vec<&str> = known.collect();
+        self.spent_backup_codes
+            .retain(|id| known.iter().any(|k| k == id));
+    }
+}
+
+/// Where the state of users lives, and how it is locked and replaced.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// The state of one user, loaded under that user's lock. Saving replaces the
+/// file atomically; dropping releases the lock.
+#[derive(Debug)]
+pub struct LockedState {
+    path: PathBuf,
+    /// The state as loaded (or default when the user has none yet).
+    pub state: LoginState,
+    _lock: LockGuard,
+}
+
+/// File-name form of a user name: safe characters kept, the rest `%XX`.
+pub fn user_file_stem(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for (i, b) in user.bytes().enumerate() {
+        let safe = b.is_ascii_alphanumeric() || b"_-@".contains(&b) || (b == b'.' && i > 0);
+        if safe {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl StateStore {
+    /// A store in `dir` (not touched until used).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateStore { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of a user's state file.
+    pub fn state_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("{}.state", user_file_stem(user)))
+    }
+
+    fn lock_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("{}.lock", user_file_stem(user)))
+    }
+
+    /// Lock and load a user's state. The directory is created (0700, owned by
+    /// the caller, which must be root in production) when missing, and
+    /// refused when it is a symlink or writable by others.
+    pub fn lock(&self, user: &str, owner_uid: u32) -> Result<LockedState, Error> {
+        files::ensure_private_dir(&self.dir, owner_uid)?;
+        let lock = files::lock_exclusive(&self.lock_path(user), LOCK_TIMEOUT)?;
+        let path = self.state_path(user);
+        let state = Self::read(&path, owner_uid)?;
+        Ok(LockedState {
+            path,
+            state,
+            _lock: lock,
+        })
+    }
+
+    /// Read a user's state without locking (for display).
+    pub fn peek(&self, user: &str, owner_uid: u32) -> Result<LoginState, Error> {
+        Self::read(&self.state_path(user), owner_uid)
+    }
+
+    fn read(path: &Path, owner_uid: u32) -> Result<LoginState, Error> {
+        let requirements = FileRequirements::secret_of(owner_uid, MAX_STATE_BYTES);
+        match files::read_checked_text(path, &requirements) {
+            Ok(text) => LoginState::parse(&text, &path.display().to_string()),
+            Err(e) if e.is_missing_file() => Ok(LoginState::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl LockedState {
+    /// Replace the state file with the current `state`.
+    pub fn save(&self) -> Result<(), Error> {
+        files::atomic_write(&self.path, self.state.to_toml().as_bytes(), 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn me() -> u32 {
+        std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_defaults() {
+        let mut state = LoginState::default();
+        assert_eq!(LoginState::parse("", "t").unwrap(), state);
+        state.last_totp_step = Some(42);
+        state.spent_backup_codes.push("ab".into());
+        state.record_success(Method::BackupCode, 7);
+        state.record_failure(5);
+        assert_eq!(LoginState::parse(&state.to_toml(), "t").unwrap(), state);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_versions() {
+        assert!(LoginState::parse("version = 9", "t").is_err());
+        assert!(LoginState::parse("surprise = 1", "t").is_err());
+        assert!(LoginState::parse("last_totp_step = -1", "t").is_err());
+    }
+
+    #[test]
+    fn failures_are_bounded() {
+        let mut state = LoginState::default();
+        for t in 0..200 {
+            state.record_failure(t);
+        }
+        assert_eq!(state.recent_failures.len(), MAX_RECORDED_FAILURES);
+        assert_eq!(state.recent_failures.last(), Some(&199));
+    }
+
+    #[test]
+    fn store_locks_saves_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        {
+            let mut locked = store.lock("alice", me()).unwrap();
+            locked.state.last_totp_step = Some(9);
+            locked.save().unwrap();
+        }
+        let path = store.state_path("alice");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(store.peek("alice", me()).unwrap().last_totp_step, Some(9));
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        drop(store.lock("bob", me()).unwrap());
+        std::fs::write(store.state_path("bob"), "last_totp_step = [").unwrap();
+        std::fs::set_permissions(
+            store.state_path("bob"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(store.lock("bob", me()).is_err());
+    }
+
+    #[test]
+    fn user_names_become_safe_file_names() {
+        assert_eq!(user_file_stem("alice"), "alice");
+        assert_eq!(user_file_stem("a.b@example.com"), "a.b@example.com");
+        assert_eq!(user_file_stem("../x"), "%2E.%2Fx");
+        assert_eq!(user_file_stem("dom\\user"), "dom%5Cuser");
+    }
+}
