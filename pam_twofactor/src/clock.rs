@@ -1,0 +1,18 @@
+//! The module's only reading of the clock.
+#![forbid(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// PAM environment variable that sets the time in builds with the
+/// `test-clock` feature. Release builds contain neither the name nor the code.
+#[cfg(feature = "test-clock")]
+pub const TEST_CLOCK_VARIABLE: &str = "PAM_TWOFACTOR_TEST_NOW";
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970, which makes
+/// every code fail rather than succeed).
+pub fn system_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
