@@ -212,11 +212,15 @@ mod tests {
     #[test]
     fn normalization_rules() {
         assert_eq!(
-            normalize("ABCD-EFGH-JKMN-PQRS").as_deref().map(String::as_str),
+            normalize("ABCD-EFGH-JKMN-PQRS")
+                .as_deref()
+                .map(String::as_str),
             Some("abcdefghjkmnpqrs")
         );
         assert_eq!(
-            normalize("oooo iiii llll 0000").as_deref().map(String::as_str),
+            normalize("oooo iiii llll 0000")
+                .as_deref()
+                .map(String::as_str),
             Some("0000111111110000")
         );
         assert!(normalize("abcd-efgh-jkmn-pqr").is_none());

@@ -96,9 +96,7 @@ impl Config {
             return bad(format!("totp_period = {} (15 to 300)", self.totp_period));
         }
         if self.prompt.is_empty() || self.prompt.chars().count() > MAX_PROMPT_CHARS {
-            return bad(format!(
-                "prompt must be 1 to {MAX_PROMPT_CHARS} characters"
-            ));
+            return bad(format!("prompt must be 1 to {MAX_PROMPT_CHARS} characters"));
         }
         if self.prompt.chars().any(|c| c.is_control()) {
             return bad("prompt must not contain control characters".into());
@@ -149,7 +147,10 @@ mod tests {
     #[test]
     fn shipped_default_config_parses_to_defaults() {
         let shipped = include_str!("../../config/pam_twofactor.toml");
-        assert_eq!(Config::parse(shipped, "shipped").unwrap(), Config::default());
+        assert_eq!(
+            Config::parse(shipped, "shipped").unwrap(),
+            Config::default()
+        );
     }
 
     #[test]

@@ -154,7 +154,10 @@ impl Enrollment {
 fn totp_from_section(section: &TotpSection) -> Result<TotpParams, String> {
     let secret = decode_base32_secret(&section.secret)?;
     if !DIGITS_RANGE.contains(&section.digits) {
-        return Err(format!("TOTP digits must be 6 to 8, not {}", section.digits));
+        return Err(format!(
+            "TOTP digits must be 6 to 8, not {}",
+            section.digits
+        ));
     }
     if !PERIOD_RANGE.contains(&section.period) {
         return Err(format!(

@@ -164,10 +164,7 @@ pub fn read_checked(path: &Path, req: &FileRequirements) -> Result<Zeroizing<Vec
 }
 
 /// Read a UTF-8 text file after checking it (see [`read_checked`]).
-pub fn read_checked_text(
-    path: &Path,
-    req: &FileRequirements,
-) -> Result<Zeroizing<String>, Error> {
+pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizing<String>, Error> {
     let bytes = read_checked(path, req)?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_string())),
@@ -188,10 +185,7 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
     let dir = path
         .parent()
         .ok_or_else(|| Error::file(path, FileProblem::Io("has no parent directory".into())))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")

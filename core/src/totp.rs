@@ -183,7 +183,8 @@ mod tests {
     fn window_edges() {
         let p = sha1_params();
         let now = 90_000;
-        for (offset, expected_ok) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
+        for (offset, expected_ok) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)]
+        {
             let t = (now as i64 + offset * 30) as u64;
             let code = p.code_at(t);
             let result = p.verify(&code, now, 1, None);
@@ -224,7 +225,11 @@ mod tests {
         let p = sha1_params();
         let code = p.code_at(90_000);
         for bad in ["", "12345", "1234567", "12a456", " 123456", "１２３４５６"] {
-            assert_eq!(p.verify(bad, 90_000, 1, None), TotpCheck::Rejected, "{bad:?}");
+            assert_eq!(
+                p.verify(bad, 90_000, 1, None),
+                TotpCheck::Rejected,
+                "{bad:?}"
+            );
         }
         let with_space = format!("{} ", code.as_str());
         assert_eq!(p.verify(&with_space, 90_000, 1, None), TotpCheck::Rejected);

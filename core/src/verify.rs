@@ -146,8 +146,9 @@ pub fn record_success(
             state.last_totp_step = Some(state.last_totp_step.map_or(*step, |s| s.max(*step)));
         }
         Verdict::BackupCode { id } => {
-            state
-                .forget_unknown_backup_codes(enrollment.backup_codes.iter().map(|c| c.salt.as_str()));
+            state.forget_unknown_backup_codes(
+                enrollment.backup_codes.iter().map(|c| c.salt.as_str()),
+            );
             if !state.is_spent(id) {
                 state.spent_backup_codes.push(id.clone());
             }
@@ -199,7 +200,10 @@ mod tests {
         assert_eq!(verdict, Verdict::Totp { step: 33 });
         record_success(&verdict, &e, &mut state, 1000);
         assert_eq!(state.last_totp_step, Some(33));
-        assert_eq!(check_code(&e, &state, &code, 1000, 1), Verdict::ReplayedTotp);
+        assert_eq!(
+            check_code(&e, &state, &code, 1000, 1),
+            Verdict::ReplayedTotp
+        );
     }
 
     #[test]
@@ -250,6 +254,9 @@ mod tests {
         state.spent_backup_codes.push("stale".into());
         let verdict = check_code(&e, &state, &shown[0], 5, 1);
         record_success(&verdict, &e, &mut state, 5);
-        assert_eq!(state.spent_backup_codes, vec![e.backup_codes[0].salt.clone()]);
+        assert_eq!(
+            state.spent_backup_codes,
+            vec![e.backup_codes[0].salt.clone()]
+        );
     }
 }

@@ -70,9 +70,7 @@ impl ModuleArgs {
                             .map_err(|e| Error::Config(format!("module argument {arg:?}: {e}")))?;
                         parsed.overrides.push((key.to_string(), value.to_string()));
                     }
-                    None => {
-                        return Err(Error::Config(format!("unknown module argument {arg:?}")))
-                    }
+                    None => return Err(Error::Config(format!("unknown module argument {arg:?}"))),
                 },
             }
         }

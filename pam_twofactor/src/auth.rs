@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, MAX_CONFIG_BYTES};
+use twofactor_core::config::{
+    Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, MAX_CONFIG_BYTES,
+};
 use twofactor_core::enrollment::{expand_path, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::secret::SecretString;
@@ -58,11 +60,12 @@ pub fn decide_code(outcome: &Outcome) -> PamCode {
 /// must be root-owned and not writable by group or others.
 pub fn load_config(args: &ModuleArgs) -> Result<Config, Error> {
     let path = args.config_path();
-    let mut config = match files::read_checked_text(&path, &FileRequirements::root_policy(MAX_CONFIG_BYTES)) {
-        Ok(text) => Config::parse(&text, &path.display().to_string())?,
-        Err(e) if e.is_missing_file() && !args.config_is_explicit() => Config::default(),
-        Err(e) => return Err(e),
-    };
+    let mut config =
+        match files::read_checked_text(&path, &FileRequirements::root_policy(MAX_CONFIG_BYTES)) {
+            Ok(text) => Config::parse(&text, &path.display().to_string())?,
+            Err(e) if e.is_missing_file() && !args.config_is_explicit() => Config::default(),
+            Err(e) => return Err(e),
+        };
     args.apply(&mut config)?;
     Ok(config)
 }
@@ -130,14 +133,16 @@ impl Login<'_> {
         let args = match ModuleArgs::parse(raw_args) {
             Ok(args) => args,
             Err(e) => {
-                self.log.record(Severity::Error, &format!("refusing all logins: {e}"));
+                self.log
+                    .record(Severity::Error, &format!("refusing all logins: {e}"));
                 return Outcome::Misconfigured;
             }
         };
         let config = match load_config(&args) {
             Ok(config) => config,
             Err(e) => {
-                self.log.record(Severity::Error, &format!("refusing all logins: {e}"));
+                self.log
+                    .record(Severity::Error, &format!("refusing all logins: {e}"));
                 return Outcome::Misconfigured;
             }
         };
@@ -164,11 +169,16 @@ impl Login<'_> {
                 return outcome;
             }
             if args.pass_mode == PassMode::UseFirstPass {
-                return self.refuse_without_answer(&target, &context, "no usable code in PAM_AUTHTOK (use_first_pass)");
+                return self.refuse_without_answer(
+                    &target,
+                    &context,
+                    "no usable code in PAM_AUTHTOK (use_first_pass)",
+                );
             }
         }
 
-        let prompt = if args.forward_pass && config.prompt == twofactor_core::config::DEFAULT_PROMPT {
+        let prompt = if args.forward_pass && config.prompt == twofactor_core::config::DEFAULT_PROMPT
+        {
             DEFAULT_FORWARD_PASS_PROMPT
         } else {
             config.prompt.as_str()
@@ -178,7 +188,10 @@ impl Login<'_> {
             Err(_) => {
                 self.log.record(
                     Severity::Warning,
-                    &format!("no answer to the prompt (conversation failed): {}", context.fields),
+                    &format!(
+                        "no answer to the prompt (conversation failed): {}",
+                        context.fields
+                    ),
                 );
                 return Outcome::NoAnswer;
             }
@@ -189,10 +202,11 @@ impl Login<'_> {
             AnswerForm::CodeOnly
         };
         match &target {
-            Target::Enrolled(account, enrollment) => {
-                self.check_and_record(session, &config, account, enrollment, &answer, form, true, &context)
-                    .unwrap_or(Outcome::Unavailable)
-            }
+            Target::Enrolled(account, enrollment) => self
+                .check_and_record(
+                    session, &config, account, enrollment, &answer, form, true, &context,
+                )
+                .unwrap_or(Outcome::Unavailable),
             _ => self.refuse_without_answer(&target, &context, ""),
         }
     }
@@ -208,7 +222,9 @@ impl Login<'_> {
             Err(e) => return Target::Broken(e),
         };
         match self.system.enrollment(&account, &path) {
-            Ok(Some(enrollment)) if enrollment.has_any_method() => Target::Enrolled(account, enrollment),
+            Ok(Some(enrollment)) if enrollment.has_any_method() => {
+                Target::Enrolled(account, enrollment)
+            }
             Ok(_) => Target::NotEnrolled,
             Err(e) => Target::Broken(e),
         }
@@ -249,13 +265,25 @@ impl Login<'_> {
         }
     }
 
-    fn refuse_without_answer(&mut self, target: &Target, context: &LogContext, detail: &str) -> Outcome {
-        let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+    fn refuse_without_answer(
+        &mut self,
+        target: &Target,
+        context: &LogContext,
+        detail: &str,
+    ) -> Outcome {
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({detail})")
+        };
         match target {
             Target::Unknown => {
                 self.log.record(
                     Severity::Warning,
-                    &format!("second factor refused: unknown user{detail}: {}", context.fields),
+                    &format!(
+                        "second factor refused: unknown user{detail}: {}",
+                        context.fields
+                    ),
                 );
                 Outcome::UnknownUser
             }
@@ -300,16 +328,20 @@ impl Login<'_> {
         count_failure: bool,
         context: &LogContext,
     ) -> Option<Outcome> {
-        let checked = match self.check_locked(config, account, enrollment, answer, form, count_failure) {
-            Ok(checked) => checked,
-            Err(e) => {
-                self.log.record(
-                    Severity::Error,
-                    &format!("second factor refused: login state unusable: {e}: {}", context.fields),
-                );
-                return None;
-            }
-        };
+        let checked =
+            match self.check_locked(config, account, enrollment, answer, form, count_failure) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    self.log.record(
+                        Severity::Error,
+                        &format!(
+                            "second factor refused: login state unusable: {e}: {}",
+                            context.fields
+                        ),
+                    );
+                    return None;
+                }
+            };
         let Some(method) = checked.verdict.method() else {
             if count_failure {
                 self.log.record(
@@ -328,13 +360,20 @@ impl Login<'_> {
             if session.set_authtok(password).is_err() {
                 self.log.record(
                     Severity::Error,
-                    &format!("could not pass the password on as PAM_AUTHTOK: {}", context.fields),
+                    &format!(
+                        "could not pass the password on as PAM_AUTHTOK: {}",
+                        context.fields
+                    ),
                 );
             }
         }
         self.log.record(
             Severity::Info,
-            &format!("second factor accepted: {} method={}", context.fields, method.name()),
+            &format!(
+                "second factor accepted: {} method={}",
+                context.fields,
+                method.name()
+            ),
         );
         if matches!(checked.verdict, Verdict::BackupCode { .. }) && !self.silent {
             let remaining = checked.remaining_backup_codes;
@@ -363,7 +402,13 @@ impl Login<'_> {
         let mut locked = store.lock(&account.name, self.system.state_owner())?;
         let (verdict, password_len) = match form {
             AnswerForm::CodeOnly => (
-                verify::check_code(enrollment, &locked.state, answer.expose(), self.now, config.window),
+                verify::check_code(
+                    enrollment,
+                    &locked.state,
+                    answer.expose(),
+                    self.now,
+                    config.window,
+                ),
                 None,
             ),
             AnswerForm::PasswordAndCode => {
@@ -379,7 +424,8 @@ impl Login<'_> {
         };
         let mut remaining_backup_codes = 0;
         if verdict.is_success() {
-            remaining_backup_codes = verify::record_success(&verdict, enrollment, &mut locked.state, self.now);
+            remaining_backup_codes =
+                verify::record_success(&verdict, enrollment, &mut locked.state, self.now);
             // The code counts as used only once this is on disk: if saving
             // fails the login fails too, so no code can be used twice.
             locked.save()?;

@@ -5,7 +5,10 @@
 //! [`pam::run_hook`] (null checks, `catch_unwind`); `unsafe` code lives in
 //! `pam/` alone, every other module is `#![forbid(unsafe_code)]`.
 #![deny(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod args;
 pub mod auth;

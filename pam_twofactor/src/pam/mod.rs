@@ -76,7 +76,11 @@ pub unsafe fn run_hook(
                 return PamCode::SystemError;
             }
             // SAFETY: libpam's arguments are NUL-terminated strings valid for the call.
-            args.push(unsafe { CStr::from_ptr(arg) }.to_string_lossy().into_owned());
+            args.push(
+                unsafe { CStr::from_ptr(arg) }
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         // SAFETY: pamh is non-null and libpam keeps it alive and exclusively
         // ours for the duration of the hook call.
@@ -129,10 +133,18 @@ impl Handle<'_> {
             return None;
         }
         // SAFETY: pam_getenv returns a NUL-terminated string owned by libpam.
-        Some(unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+        Some(
+            unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 
-    fn converse_one(&mut self, style: c_int, text: &str) -> Result<Option<SecretString>, ConversationError> {
+    fn converse_one(
+        &mut self,
+        style: c_int,
+        text: &str,
+    ) -> Result<Option<SecretString>, ConversationError> {
         let mut conv_ptr: *const c_void = ptr::null();
         // SAFETY: the handle is live; PAM_CONV is a pointer to the application's struct pam_conv.
         let rc = unsafe { pam_get_item(self.raw, PAM_CONV, &mut conv_ptr) };

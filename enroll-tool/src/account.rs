@@ -1,0 +1,130 @@
+//! Whose enrollment is being changed, whether the caller may change it, and
+//! becoming that user before any of their files is touched.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use nix::unistd::{self, Gid, Uid, User};
+
+use crate::error::CliError;
+
+/// A user account as the password database describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: Uid,
+    /// Primary group id.
+    pub gid: Gid,
+    /// Home directory (used for `%h` in the enrollment path).
+    pub home: PathBuf,
+}
+
+impl From<User> for Account {
+    fn from(user: User) -> Self {
+        Account {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            home: user.dir,
+        }
+    }
+}
+
+fn lookup_failed(what: &str, err: nix::Error) -> CliError {
+    CliError::System(format!("cannot look up {what}: {}", err.desc()))
+}
+
+/// The user whose enrollment to change: `requested` if given, else the
+/// caller (real uid, so a set-uid installation still means the caller).
+///
+/// Only root may name another user. The comparison is by uid, so naming an
+/// alias of oneself is allowed and naming another account is not.
+pub fn resolve_target(requested: Option<&str>) -> Result<Account, CliError> {
+    let caller = unistd::getuid();
+    let Some(name) = requested else {
+        return match User::from_uid(caller) {
+            Ok(Some(user)) => Ok(user.into()),
+            Ok(None) => Err(CliError::Refused(format!(
+                "your uid {caller} has no entry in the user database; use --user NAME"
+            ))),
+            Err(err) => Err(lookup_failed(&format!("uid {caller}"), err)),
+        };
+    };
+    let target: Account = match User::from_name(name) {
+        Ok(Some(user)) => user.into(),
+        Ok(None) => return Err(CliError::Refused(format!("unknown user {name:?}"))),
+        Err(err) => return Err(lookup_failed(&format!("user {name:?}"), err)),
+    };
+    if target.uid != caller && !caller.is_root() {
+        return Err(CliError::Refused(format!(
+            "only root may enroll another user (you are uid {caller}, {name:?} is uid {}); \
+             run without --user to enroll yourself",
+            target.uid
+        )));
+    }
+    Ok(target)
+}
+
+/// Become `account` for good: supplementary groups, then gid, then uid, all
+/// three ids (real, effective, saved), so nothing done afterwards can act as
+/// root. A symlink planted in the user's home then only ever leads to files
+/// the user could write anyway, and everything created belongs to the user.
+///
+/// Does nothing when the process already is that user.
+pub fn become_user(account: &Account) -> Result<(), CliError> {
+    let (real, effective) = (unistd::getuid(), unistd::geteuid());
+    if real == account.uid && effective == account.uid {
+        return Ok(());
+    }
+    let failed = |step: &str, err: nix::Error| {
+        CliError::System(format!(
+            "cannot switch to user {} ({step}): {}",
+            account.name,
+            err.desc()
+        ))
+    };
+    if !effective.is_root() {
+        return Err(CliError::System(format!(
+            "cannot switch to user {}: not running as root",
+            account.name
+        )));
+    }
+    let name = CString::new(account.name.as_str())
+        .map_err(|_| CliError::System(format!("user name {:?} contains NUL", account.name)))?;
+    // Groups first: once the uid is dropped, the right to change them is gone.
+    unistd::initgroups(&name, account.gid).map_err(|e| failed("supplementary groups", e))?;
+    unistd::setresgid(account.gid, account.gid, account.gid).map_err(|e| failed("gid", e))?;
+    unistd::setresuid(account.uid, account.uid, account.uid).map_err(|e| failed("uid", e))?;
+    verify_identity(account)
+}
+
+fn verify_identity(account: &Account) -> Result<(), CliError> {
+    let not_dropped = |detail: String| {
+        CliError::System(format!(
+            "switching to user {} did not take effect ({detail})",
+            account.name
+        ))
+    };
+    let uids = unistd::getresuid().map_err(|e| not_dropped(e.desc().to_string()))?;
+    let gids = unistd::getresgid().map_err(|e| not_dropped(e.desc().to_string()))?;
+    if [uids.real, uids.effective, uids.saved] != [account.uid; 3] {
+        return Err(not_dropped(format!(
+            "uids {}/{}/{}",
+            uids.real, uids.effective, uids.saved
+        )));
+    }
+    if [gids.real, gids.effective, gids.saved] != [account.gid; 3] {
+        return Err(not_dropped(format!(
+            "gids {}/{}/{}",
+            gids.real, gids.effective, gids.saved
+        )));
+    }
+    // The saved ids are the usual way back to root; make sure no other is
+    // left (a kernel or sandbox that ignored part of the change).
+    if !account.uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(not_dropped("root could be regained".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! A PAM application of the tests' own: `pam_start_confdir` with a private
+//! configuration directory, a scripted conversation, `pam_authenticate`.
+//! (The only other `unsafe` code of the project, as a client of libpam.)
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::path::Path;
+use std::ptr;
+
+use libc::{c_char, c_int, c_void};
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+type ConvFn =
+    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+
+#[repr(C)]
+struct PamConv {
+    conv: Option<ConvFn>,
+    appdata_ptr: *mut c_void,
+}
+
+#[repr(C)]
+struct PamHandle {
+    _private: [u8; 0],
+}
+
+#[link(name = "pam")]
+extern "C" {
+    fn pam_start_confdir(
+        service: *const c_char,
+        user: *const c_char,
+        conv: *const PamConv,
+        confdir: *const c_char,
+        pamh: *mut *mut PamHandle,
+    ) -> c_int;
+    fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_setcred(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
+}
+
+/// PAM return codes the tests look at.
+pub mod code {
+    /// PAM_SUCCESS
+    pub const SUCCESS: i32 = 0;
+    /// PAM_SERVICE_ERR
+    pub const SERVICE_ERR: i32 = 3;
+    /// PAM_SYSTEM_ERR
+    pub const SYSTEM_ERR: i32 = 4;
+    /// PAM_AUTH_ERR
+    pub const AUTH_ERR: i32 = 7;
+    /// PAM_AUTHINFO_UNAVAIL
+    pub const AUTHINFO_UNAVAIL: i32 = 9;
+    /// PAM_USER_UNKNOWN
+    pub const USER_UNKNOWN: i32 = 10;
+    /// PAM_CONV_ERR
+    pub const CONV_ERR: i32 = 19;
+    /// PAM_IGNORE
+    pub const IGNORE: i32 = 25;
+}
+
+const PAM_RHOST: c_int = 4;
+const PAM_TTY: c_int = 3;
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
+
+/// One message the module sent through the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// A prompt without echo.
+    HiddenPrompt(String),
+    /// A prompt with echo.
+    EchoPrompt(String),
+    /// An error message.
+    Error(String),
+    /// An informational message.
+    Info(String),
+}
+
+/// A login attempt to run.
+#[derive(Debug, Clone, Default)]
+pub struct Attempt {
+    /// Answers to give to prompts, in order. A prompt with no answer left
+    /// fails the conversation.
+    pub answers: Vec<String>,
+    /// PAM_RHOST.
+    pub rhost: Option<String>,
+    /// PAM_TTY.
+    pub tty: Option<String>,
+    /// PAM environment entries (`NAME=value`).
+    pub env: Vec<String>,
+    /// Flags for pam_authenticate.
+    pub flags: i32,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// pam_authenticate's return value.
+    pub code: i32,
+    /// Messages shown, in order.
+    pub shown: Vec<Shown>,
+    /// Answers that were not asked for.
+    pub unused_answers: usize,
+}
+
+impl AttemptResult {
+    /// The hidden prompts shown.
+    pub fn prompts(&self) -> Vec<String> {
+        self.shown
+            .iter()
+            .filter_map(|s| match s {
+                Shown::HiddenPrompt(p) | Shown::EchoPrompt(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+struct Script {
+    answers: VecDeque<String>,
+    shown: Vec<Shown>,
+}
+
+extern "C" fn scripted_conversation(
+    num_msg: c_int,
+    msg: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata: *mut c_void,
+) -> c_int {
+    let result = std::panic::catch_unwind(|| {
+        if num_msg <= 0 || msg.is_null() || resp.is_null() || appdata.is_null() {
+            return 19;
+        }
+        // SAFETY: appdata is the &RefCell<Script> given to pam_start_confdir, alive for the transaction.
+        let script = unsafe { &*(appdata as *const RefCell<Script>) };
+        let mut script = script.borrow_mut();
+        let count = num_msg as usize;
+        // SAFETY: calloc of count responses; libpam's caller frees it.
+        let responses =
+            unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
+        if responses.is_null() {
+            return 5;
+        }
+        for i in 0..count {
+            // SAFETY: Linux-PAM passes an array of count message pointers.
+            let message = unsafe { &**msg.add(i) };
+            // SAFETY: message text is a NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(message.msg) }
+                .to_string_lossy()
+                .into_owned();
+            let answer = match message.msg_style {
+                PAM_PROMPT_ECHO_OFF => {
+                    script.shown.push(Shown::HiddenPrompt(text));
+                    script.answers.pop_front()
+                }
+                PAM_PROMPT_ECHO_ON => {
+                    script.shown.push(Shown::EchoPrompt(text));
+                    script.answers.pop_front()
+                }
+                PAM_ERROR_MSG => {
+                    script.shown.push(Shown::Error(text));
+                    continue;
+                }
+                PAM_TEXT_INFO => {
+                    script.shown.push(Shown::Info(text));
+                    continue;
+                }
+                _ => continue,
+            };
+            let Some(answer) = answer else {
+                // SAFETY: responses came from calloc above; nothing inside was allocated yet
+                // for entries without answers, and earlier ones were strdup'ed.
+                unsafe { free_responses(responses, i) };
+                return 19;
+            };
+            let answer = CString::new(answer).expect("answer without NUL");
+            // SAFETY: strdup copies into malloc'ed memory that libpam's module frees.
+            unsafe { (*responses.add(i)).resp = libc::strdup(answer.as_ptr()) };
+        }
+        // SAFETY: resp is a valid out-pointer from libpam.
+        unsafe { *resp = responses };
+        0
+    });
+    result.unwrap_or(19)
+}
+
+/// # Safety
+/// `responses` is a calloc'ed array with at least `filled` entries.
+unsafe fn free_responses(responses: *mut PamResponse, filled: usize) {
+    for i in 0..filled {
+        // SAFETY: within the array; resp is null or strdup'ed.
+        unsafe { libc::free((*responses.add(i)).resp.cast()) };
+    }
+    // SAFETY: allocated with calloc.
+    unsafe { libc::free(responses.cast()) };
+}
+
+/// Run `pam_authenticate` for `user` through the stack `service` found in
+/// `confdir`, with a scripted conversation.
+pub fn authenticate(confdir: &Path, service: &str, user: &str, attempt: &Attempt) -> AttemptResult {
+    let script = RefCell::new(Script {
+        answers: attempt.answers.iter().cloned().collect(),
+        shown: Vec::new(),
+    });
+    let conv = PamConv {
+        conv: Some(scripted_conversation),
+        appdata_ptr: &script as *const RefCell<Script> as *mut c_void,
+    };
+    let service_c = CString::new(service).unwrap();
+    let user_c = CString::new(user).unwrap();
+    let confdir_c = CString::new(confdir.to_str().unwrap()).unwrap();
+    let mut handle: *mut PamHandle = ptr::null_mut();
+    // SAFETY: all strings are NUL-terminated; conv and script outlive the transaction.
+    let rc = unsafe {
+        pam_start_confdir(
+            service_c.as_ptr(),
+            user_c.as_ptr(),
+            &conv,
+            confdir_c.as_ptr(),
+            &mut handle,
+        )
+    };
+    assert_eq!(rc, 0, "pam_start_confdir failed with {rc}");
+    let set = |item: c_int, value: &Option<String>| {
+        if let Some(value) = value {
+            let value = CString::new(value.as_str()).unwrap();
+            // SAFETY: live handle; libpam copies the string.
+            let rc = unsafe { pam_set_item(handle, item, value.as_ptr().cast()) };
+            assert_eq!(rc, 0, "pam_set_item({item})");
+        }
+    };
+    set(PAM_RHOST, &attempt.rhost);
+    set(PAM_TTY, &attempt.tty);
+    for entry in &attempt.env {
+        let entry = CString::new(entry.as_str()).unwrap();
+        // SAFETY: live handle; libpam copies the string.
+        let rc = unsafe { pam_putenv(handle, entry.as_ptr()) };
+        assert_eq!(rc, 0, "pam_putenv");
+    }
+    // SAFETY: live handle.
+    let code = unsafe { pam_authenticate(handle, attempt.flags) };
+    if code == 0 {
+        // SAFETY: live handle; PAM_ESTABLISH_CRED = 2.
+        let setcred = unsafe { pam_setcred(handle, 2) };
+        assert_eq!(setcred, 0, "pam_setcred after a successful authentication");
+    }
+    // SAFETY: live handle, ended exactly once.
+    unsafe { pam_end(handle, code) };
+    let script = script.into_inner();
+    AttemptResult {
+        code,
+        shown: script.shown,
+        unused_answers: script.answers.len(),
+    }
+}
