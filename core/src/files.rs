@@ -59,17 +59,23 @@ fn io_problem(err: &io::Error) -> FileProblem {
     }
 }
 
-/// A one-line description of an I/O error without Rust's debug formatting.
+/// A one-line description of an I/O error without Rust's debug formatting
+/// ("Permission denied", not "Os { code: 13, .. }" or "(os error 13)").
+/// Errors that wrap another (tempfile's path errors do) are unwrapped.
 pub fn describe_io_error(err: &io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => {
-            let text = io::Error::from_raw_os_error(code).to_string();
-            // "Permission denied (os error 13)" -> "Permission denied"
-            match text.find(" (os error") {
-                Some(cut) => text[..cut].to_string(),
-                None => text,
-            }
-        }
+    if let Some(code) = err.raw_os_error() {
+        let text = io::Error::from_raw_os_error(code).to_string();
+        return match text.find(" (os error") {
+            Some(cut) => text[..cut].to_string(),
+            None => text,
+        };
+    }
+    let wrapped = err
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .and_then(|source| source.downcast_ref::<io::Error>());
+    match wrapped {
+        Some(inner) => describe_io_error(inner),
         None => err.to_string(),
     }
 }
@@ -115,7 +121,7 @@ pub fn check_metadata(meta: &fs::Metadata, req: &FileRequirements) -> Result<(),
 
 /// The containing directory must not be writable by anyone but root or the
 /// file's owner, or the file could be swapped between check and use.
-fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
+pub fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
     let Some(parent) = path.parent() else {
         return Ok(());
     };
@@ -356,6 +362,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsafe directory"), "{err}");
+    }
+
+    #[test]
+    fn io_errors_read_as_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = tempfile::tempfile_in(dir.path().join("missing")).unwrap_err();
+        assert_eq!(describe_io_error(&err), "No such file or directory");
+        let err = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(describe_io_error(&err), "Permission denied");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::unistd::{self, AccessFlags};
@@ -17,7 +17,8 @@ use twofactor_core::config::Config;
 use twofactor_core::enrollment::{
     encode_base32_secret, expand_path, Enrollment, MAX_ENROLLMENT_BYTES,
 };
-use twofactor_core::files::{atomic_write, describe_io_error, read_checked_text, FileRequirements};
+use twofactor_core::error::FileProblem;
+use twofactor_core::files::{self, atomic_write, describe_io_error, read_checked_text, FileRequirements};
 use twofactor_core::otpauth::totp_uri;
 use twofactor_core::secret::SecretBytes;
 use twofactor_core::totp::{TotpParams, GENERATED_SECRET_BYTES};
@@ -117,32 +118,22 @@ fn create_parent_dirs(path: &Path) -> Result<(), CliError> {
 
 /// The module refuses an enrollment whose directory others could write to
 /// (the file could be swapped under it); refuse to write one there, rather
-/// than hand out codes that will never work. Mirrors the module's rule:
-/// owned by root or the user, no group/other write unless sticky.
+/// than hand out codes that will never work. Same rule as the module's.
 fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> {
     let Some(parent) = path.parent() else {
         return Ok(());
     };
-    let meta = fs::metadata(parent).map_err(|err| {
-        CliError::System(format!(
-            "cannot use {}: {}",
-            parent.display(),
-            describe_io_error(&err)
-        ))
-    })?;
-    let owner_ok = meta.uid() == 0 || meta.uid() == account.uid.as_raw();
-    let writable_by_others = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
-    if !owner_ok || writable_by_others {
-        return Err(CliError::Refused(format!(
-            "{} (owner uid {}, mode {:04o}) is not a safe place for an enrollment: \
-             pam_twofactor requires its directory to be owned by root or by {} \
-             and not writable by group or others",
-            parent.display(),
-            meta.uid(),
-            meta.mode() & 0o7777,
+    files::check_parent(path, account.uid.as_raw()).map_err(|problem| match problem {
+        FileProblem::Missing | FileProblem::Io(_) => {
+            CliError::System(format!("cannot use {}: {problem}", parent.display()))
+        }
+        _ => CliError::Refused(format!(
+            "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
+             its directory to be owned by root or by {} and not writable by group or others",
+            path.display(),
             account.name
-        )));
-    }
+        )),
+    })?;
     // Checked now, before anything is generated, so the failure is reported
     // plainly rather than through the temporary file's name.
     unistd::access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
