@@ -78,6 +78,26 @@ enum Target {
     Broken(Error),
 }
 
+/// Which method a refused answer was an attempt at, judged by its shape,
+/// for the log line (the answer itself is never logged).
+fn attempted_method(verdict: &Verdict, enrollment: &Enrollment, answer: &SecretString, form: &AnswerForm) -> &'static str {
+    match (verdict, form) {
+        (Verdict::ReplayedTotp, _) => "totp",
+        (Verdict::SpentBackupCode, _) => "backup-code",
+        (_, AnswerForm::PasswordAndCode) => "unknown",
+        (_, AnswerForm::CodeOnly) => {
+            let typed = answer.expose().trim();
+            if enrollment.totp.as_ref().is_some_and(|t| t.looks_like_code(typed)) {
+                "totp"
+            } else if twofactor_core::backup::normalize(typed).is_some() {
+                "backup-code"
+            } else {
+                "none (malformed answer)"
+            }
+        }
+    }
+}
+
 /// Identifying fields of a log line.
 struct LogContext {
     fields: String,
@@ -329,7 +349,7 @@ impl Login<'_> {
         context: &LogContext,
     ) -> Option<Outcome> {
         let checked =
-            match self.check_locked(config, account, enrollment, answer, form, count_failure) {
+            match self.check_locked(config, account, enrollment, answer, &form, count_failure) {
                 Ok(checked) => checked,
                 Err(e) => {
                     self.log.record(
@@ -347,9 +367,10 @@ impl Login<'_> {
                 self.log.record(
                     Severity::Warning,
                     &format!(
-                        "second factor refused: {}: {}",
+                        "second factor refused: {}: {} method={}",
                         checked.verdict.reason(),
-                        context.fields
+                        context.fields,
+                        attempted_method(&checked.verdict, enrollment, answer, &form)
                     ),
                 );
             }
@@ -395,7 +416,7 @@ impl Login<'_> {
         account: &Account,
         enrollment: &Enrollment,
         answer: &SecretString,
-        form: AnswerForm,
+        form: &AnswerForm,
         count_failure: bool,
     ) -> Result<Checked, Error> {
         let store = StateStore::new(Path::new(&config.state_dir));

@@ -100,6 +100,8 @@ fn malformed_and_wrong_codes_fail(ns: &TestNamespace) -> Result<(), Failed> {
         )?;
     }
     assert_logged(&stack, "second factor refused: wrong code")?;
+    assert_logged(&stack, &format!("user={} method=totp", bob.name))?;
+    assert_logged(&stack, "method=none (malformed answer)")?;
     // After all that, the right code still works (nothing was spent).
     let result = stack.login_at(&bob.name, &right, NOW);
     check(
