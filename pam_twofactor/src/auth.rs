@@ -80,14 +80,23 @@ enum Target {
 
 /// Which method a refused answer was an attempt at, judged by its shape,
 /// for the log line (the answer itself is never logged).
-fn attempted_method(verdict: &Verdict, enrollment: &Enrollment, answer: &SecretString, form: &AnswerForm) -> &'static str {
+fn attempted_method(
+    verdict: &Verdict,
+    enrollment: &Enrollment,
+    answer: &SecretString,
+    form: &AnswerForm,
+) -> &'static str {
     match (verdict, form) {
         (Verdict::ReplayedTotp, _) => "totp",
         (Verdict::SpentBackupCode, _) => "backup-code",
         (_, AnswerForm::PasswordAndCode) => "unknown",
         (_, AnswerForm::CodeOnly) => {
             let typed = answer.expose().trim();
-            if enrollment.totp.as_ref().is_some_and(|t| t.looks_like_code(typed)) {
+            if enrollment
+                .totp
+                .as_ref()
+                .is_some_and(|t| t.looks_like_code(typed))
+            {
                 "totp"
             } else if twofactor_core::backup::normalize(typed).is_some() {
                 "backup-code"
@@ -280,7 +289,7 @@ impl Login<'_> {
         ) {
             Some(Outcome::Verified) => Some(Outcome::Verified),
             Some(Outcome::Refused) if count_failure => Some(Outcome::Refused),
-            Some(Outcome::Unavailable) | None => Some(Outcome::Unavailable),
+            None => Some(Outcome::Unavailable),
             Some(_) => None,
         }
     }
@@ -378,6 +387,7 @@ impl Login<'_> {
         };
         if let Some(password_len) = checked.password_len {
             let password = &answer.expose()[..password_len];
+            let password = (!password.is_empty()).then_some(password);
             if session.set_authtok(password).is_err() {
                 self.log.record(
                     Severity::Error,

@@ -12,6 +12,8 @@
 
 pub mod args;
 pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub mod clock;
 pub mod identity;
 pub mod log;

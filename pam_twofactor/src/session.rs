@@ -48,8 +48,9 @@ pub trait Session {
     fn tty(&self) -> Option<String>;
     /// PAM_AUTHTOK as left by an earlier module.
     fn authtok(&self) -> Option<SecretString>;
-    /// Replace PAM_AUTHTOK (the password part, for the next module).
-    fn set_authtok(&mut self, value: &str) -> Result<(), ConversationError>;
+    /// Replace PAM_AUTHTOK (the password part, for the next module); `None`
+    /// clears it, so no code is ever handed on as a password.
+    fn set_authtok(&mut self, value: Option<&str>) -> Result<(), ConversationError>;
     /// Ask a question whose answer is not echoed.
     fn prompt_hidden(&mut self, prompt: &str) -> Result<SecretString, ConversationError>;
     /// Show an informational message.

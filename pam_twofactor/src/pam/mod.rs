@@ -238,11 +238,18 @@ impl Session for Handle<'_> {
         self.string_item(PAM_AUTHTOK).map(SecretString::new)
     }
 
-    fn set_authtok(&mut self, value: &str) -> Result<(), ConversationError> {
-        let value = CString::new(value).map_err(|_| ConversationError::Failed)?;
-        // SAFETY: the handle is live; libpam copies the string.
-        let rc = unsafe { pam_set_item(self.raw, PAM_AUTHTOK, value.as_ptr().cast()) };
-        value.into_bytes_with_nul().zeroize();
+    fn set_authtok(&mut self, value: Option<&str>) -> Result<(), ConversationError> {
+        let value = value
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| ConversationError::Failed)?;
+        let pointer = value.as_ref().map_or(ptr::null(), |v| v.as_ptr());
+        // SAFETY: the handle is live; libpam copies the string (or clears the
+        // item for a null pointer).
+        let rc = unsafe { pam_set_item(self.raw, PAM_AUTHTOK, pointer.cast()) };
+        if let Some(value) = value {
+            value.into_bytes_with_nul().zeroize();
+        }
         if rc == PAM_SUCCESS {
             Ok(())
         } else {
