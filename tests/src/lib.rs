@@ -8,6 +8,7 @@
 pub mod fixtures;
 pub mod namespace;
 pub mod pam_client;
+pub mod sshd;
 pub mod syslog_capture;
 pub mod users;
 
