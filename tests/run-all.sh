@@ -22,5 +22,15 @@ cp target/debug/libpam_twofactor.so target/test-module/pam_twofactor_test_clock.
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# --test-threads: the machine has two cores; the sshd tests start servers.
-cargo test --workspace --locked -- --test-threads=4
+# Unit and integration tests of every crate (the crates have no doc tests);
+# the last line sums up every test binary's result.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-targets --locked -- --test-threads=4 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+totals=$(awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed", passed, failed }' "$log")
+echo
+echo "all: $totals"
+exit "$status"
