@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::enrollment::DEFAULT_ENROLLMENT_PATH;
 use crate::error::{redact_toml_error, Error};
+use crate::ratelimit::{Limit, Limits};
 use crate::state::DEFAULT_STATE_DIR;
 use crate::totp::{Algorithm, DIGITS_RANGE, MAX_WINDOW, PERIOD_RANGE};
 
@@ -17,6 +18,9 @@ pub const DEFAULT_PROMPT: &str = "Verification code: ";
 /// Default prompt when the password and the code are asked together.
 pub const DEFAULT_FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
 const MAX_PROMPT_CHARS: usize = 200;
+/// Longest rate-limit window and grace period: one week.
+pub const MAX_PERIOD_SECONDS: u64 = 7 * 24 * 60 * 60;
+const MAX_FAILURE_LIMIT: u32 = 1000;
 
 /// What happens to a user who has not enrolled a second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -51,6 +55,25 @@ pub struct Config {
     pub totp_digits: u8,
     /// Period of new TOTP enrollments, in seconds.
     pub totp_period: u64,
+    /// Failed TOTP codes (and malformed answers) that start a lockout; 0 disables.
+    pub max_code_failures: u32,
+    /// Window of `max_code_failures`, in seconds.
+    pub code_failure_window: u64,
+    /// Failed backup codes that start a lockout of backup codes; 0 disables.
+    pub max_backup_code_failures: u32,
+    /// Window of `max_backup_code_failures`, in seconds.
+    pub backup_code_failure_window: u64,
+    /// Count failures per remote host, so one attacking address does not
+    /// lock the user out from everywhere.
+    pub rate_limit_by_host: bool,
+    /// After a success, the same user from the same remote host (or, for
+    /// local logins, the same terminal) is not asked again for this many
+    /// seconds. 0 (the default) turns it off.
+    pub grace_period: u64,
+    /// Program (and leading arguments) run on events: enrollment changes,
+    /// a backup code used, a lockout started. Gets the event name and the
+    /// user name as two more arguments; run without a shell, time-bounded.
+    pub notify_command: Vec<String>,
 }
 
 impl Default for Config {
@@ -65,6 +88,13 @@ impl Default for Config {
             totp_algorithm: Algorithm::SHA1,
             totp_digits: 6,
             totp_period: 30,
+            max_code_failures: 5,
+            code_failure_window: 15 * 60,
+            max_backup_code_failures: 10,
+            backup_code_failure_window: 60 * 60,
+            rate_limit_by_host: false,
+            grace_period: 0,
+            notify_command: Vec::new(),
         }
     }
 }
@@ -104,6 +134,37 @@ impl Config {
         if !self.state_dir.starts_with('/') {
             return bad(format!("state_dir = {:?} is not absolute", self.state_dir));
         }
+        for (name, window) in [
+            ("code_failure_window", self.code_failure_window),
+            (
+                "backup_code_failure_window",
+                self.backup_code_failure_window,
+            ),
+        ] {
+            if !(1..=MAX_PERIOD_SECONDS).contains(&window) {
+                return bad(format!(
+                    "{name} = {window} (1 to {MAX_PERIOD_SECONDS} seconds)"
+                ));
+            }
+        }
+        if self.max_code_failures > MAX_FAILURE_LIMIT
+            || self.max_backup_code_failures > MAX_FAILURE_LIMIT
+        {
+            return bad(format!("failure limits must be 0 to {MAX_FAILURE_LIMIT}"));
+        }
+        if self.grace_period > MAX_PERIOD_SECONDS {
+            return bad(format!(
+                "grace_period = {} (at most {MAX_PERIOD_SECONDS} seconds)",
+                self.grace_period
+            ));
+        }
+        if let Some(program) = self.notify_command.first() {
+            if !program.starts_with('/') {
+                return bad(format!(
+                    "notify_command program {program:?} must be an absolute path"
+                ));
+            }
+        }
         if !(self.enrollment_path.starts_with('/') || self.enrollment_path.starts_with("%h")) {
             return bad(format!(
                 "enrollment_path = {:?} must be absolute or start with %h",
@@ -111,6 +172,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The rate limits in force.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            code: Limit {
+                max_failures: self.max_code_failures,
+                window: self.code_failure_window,
+            },
+            backup_code: Limit {
+                max_failures: self.max_backup_code_failures,
+                window: self.backup_code_failure_window,
+            },
+            by_host: self.rate_limit_by_host,
+        }
     }
 
     /// Apply one `key=value` override (a module argument). Unknown keys and
@@ -122,6 +198,20 @@ impl Config {
             "state_dir" => self.state_dir = value.to_string(),
             "prompt" => self.prompt = value.to_string(),
             "window" => self.window = value.parse().map_err(|_| invalid())?,
+            "max_code_failures" => self.max_code_failures = value.parse().map_err(|_| invalid())?,
+            "code_failure_window" => {
+                self.code_failure_window = value.parse().map_err(|_| invalid())?
+            }
+            "max_backup_code_failures" => {
+                self.max_backup_code_failures = value.parse().map_err(|_| invalid())?
+            }
+            "backup_code_failure_window" => {
+                self.backup_code_failure_window = value.parse().map_err(|_| invalid())?
+            }
+            "rate_limit_by_host" => {
+                self.rate_limit_by_host = value.parse().map_err(|_| invalid())?
+            }
+            "grace_period" => self.grace_period = value.parse().map_err(|_| invalid())?,
             "unenrolled" => {
                 self.unenrolled = match value {
                     "fail" => UnenrolledPolicy::Fail,
@@ -164,6 +254,10 @@ mod tests {
             ("state_dir = \"relative\"", "not absolute"),
             ("enrollment_path = \"x/%u\"", "must be absolute"),
             ("totp_digits = 5", "totp_digits"),
+            ("code_failure_window = 0", "code_failure_window"),
+            ("grace_period = 9999999", "grace_period"),
+            ("max_code_failures = 100000", "failure limits"),
+            ("notify_command = [\"mail\"]", "absolute path"),
         ] {
             let err = Config::parse(text, "t").unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
@@ -181,5 +275,13 @@ mod tests {
         assert!(c.set("window", "9").is_err());
         assert!(c.set("bogus", "1").is_err());
         assert!(c.set("unenrolled", "yes").is_err());
+        let mut c = Config::default();
+        c.set("max_code_failures", "3").unwrap();
+        c.set("rate_limit_by_host", "true").unwrap();
+        c.set("grace_period", "600").unwrap();
+        assert_eq!(c.limits().code.max_failures, 3);
+        assert!(c.limits().by_host);
+        assert_eq!(c.grace_period, 600);
+        assert!(c.set("notify_command", "/bin/true").is_err());
     }
 }

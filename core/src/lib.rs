@@ -16,6 +16,7 @@ pub mod enrollment;
 pub mod error;
 pub mod files;
 pub mod otpauth;
+pub mod ratelimit;
 pub mod secret;
 pub mod state;
 pub mod totp;

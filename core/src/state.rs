@@ -15,8 +15,11 @@ use crate::files::{self, FileRequirements, LockGuard};
 pub const STATE_VERSION: u32 = 1;
 /// Largest state file read (bytes).
 pub const MAX_STATE_BYTES: u64 = 256 * 1024;
-/// Failure timestamps kept (newest last).
-pub const MAX_RECORDED_FAILURES: usize = 64;
+/// Failure records kept (newest last); older ones beyond the longest rate
+/// limit window are dropped too.
+pub const MAX_RECORDED_FAILURES: usize = 256;
+/// Trusted-origin records kept (grace period).
+pub const MAX_GRACE_RECORDS: usize = 64;
 /// How long a login waits for another login of the same user to finish.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default state directory.
@@ -42,6 +45,42 @@ impl Method {
     }
 }
 
+/// What a failed attempt was an attempt at, for the rate limits: TOTP-shaped
+/// and malformed answers count against codes, backup-code-shaped ones against
+/// backup codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// A TOTP code (or an answer of no recognizable shape).
+    Code,
+    /// A backup code.
+    BackupCode,
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureRecord {
+    /// Unix time of the attempt.
+    pub time: u64,
+    /// What was attempted.
+    pub kind: FailureKind,
+    /// Remote host (PAM_RHOST) of the attempt, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// A successful second factor from an origin (remote host or terminal), for
+/// the optional grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraceRecord {
+    /// `host:NAME` or `tty:NAME`.
+    pub origin: String,
+    /// Unix time of the success.
+    pub time: u64,
+}
+
 /// One user's login state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,9 +100,12 @@ pub struct LoginState {
     /// Method of the last successful second factor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_method: Option<Method>,
-    /// Unix times of recent failed attempts, oldest first.
+    /// Recent failed attempts, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent_failures: Vec<u64>,
+    pub failures: Vec<FailureRecord>,
+    /// Recent successes by origin (only kept while a grace period is configured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grace: Vec<GraceRecord>,
 }
 
 fn current_version() -> u32 {
@@ -78,7 +120,8 @@ impl Default for LoginState {
             spent_backup_codes: Vec::new(),
             last_success: None,
             last_success_method: None,
-            recent_failures: Vec::new(),
+            failures: Vec::new(),
+            grace: Vec::new(),
         }
     }
 }
@@ -116,13 +159,46 @@ impl LoginState {
     }
 
     /// Record a failed attempt, keeping the newest [`MAX_RECORDED_FAILURES`].
-    pub fn record_failure(&mut self, now: u64) {
-        self.recent_failures.push(now);
-        let excess = self
-            .recent_failures
-            .len()
-            .saturating_sub(MAX_RECORDED_FAILURES);
-        self.recent_failures.drain(..excess);
+    pub fn record_failure(&mut self, kind: FailureKind, host: Option<&str>, now: u64) {
+        self.failures.push(FailureRecord {
+            time: now,
+            kind,
+            host: host.map(str::to_string),
+        });
+        let excess = self.failures.len().saturating_sub(MAX_RECORDED_FAILURES);
+        self.failures.drain(..excess);
+    }
+
+    /// Drop failure records older than `max_age` seconds (they no longer
+    /// count against any limit).
+    pub fn forget_failures_before(&mut self, now: u64, max_age: u64) {
+        let oldest_kept = now.saturating_sub(max_age);
+        self.failures.retain(|f| f.time >= oldest_kept);
+    }
+
+    /// Forget every failure: the lockout ends (`twofactor reset-lockout`).
+    pub fn clear_failures(&mut self) {
+        self.failures.clear();
+    }
+
+    /// Remember a success from `origin` for the grace period.
+    pub fn record_grace(&mut self, origin: &str, now: u64) {
+        self.grace.retain(|g| g.origin != origin);
+        self.grace.push(GraceRecord {
+            origin: origin.to_string(),
+            time: now,
+        });
+        let excess = self.grace.len().saturating_sub(MAX_GRACE_RECORDS);
+        self.grace.drain(..excess);
+    }
+
+    /// True when `origin` had a success less than `period` seconds ago.
+    pub fn within_grace(&self, origin: &str, now: u64, period: u64) -> bool {
+        period > 0
+            && self
+                .grace
+                .iter()
+                .any(|g| g.origin == origin && g.time <= now && now - g.time < period)
     }
 
     /// Forget spent-code ids that no longer name a code of the enrollment
@@ -237,7 +313,9 @@ mod tests {
         state.last_totp_step = Some(42);
         state.spent_backup_codes.push("ab".into());
         state.record_success(Method::BackupCode, 7);
-        state.record_failure(5);
+        state.record_failure(FailureKind::Code, Some("192.0.2.1"), 5);
+        state.record_failure(FailureKind::BackupCode, None, 6);
+        state.record_grace("host:192.0.2.1", 7);
         assert_eq!(LoginState::parse(&state.to_toml(), "t").unwrap(), state);
     }
 
@@ -251,11 +329,28 @@ mod tests {
     #[test]
     fn failures_are_bounded() {
         let mut state = LoginState::default();
-        for t in 0..200 {
-            state.record_failure(t);
+        for t in 0..1000 {
+            state.record_failure(FailureKind::Code, None, t);
         }
-        assert_eq!(state.recent_failures.len(), MAX_RECORDED_FAILURES);
-        assert_eq!(state.recent_failures.last(), Some(&199));
+        assert_eq!(state.failures.len(), MAX_RECORDED_FAILURES);
+        assert_eq!(state.failures.last().map(|f| f.time), Some(999));
+        state.forget_failures_before(1000, 10);
+        assert_eq!(state.failures.len(), 10);
+    }
+
+    #[test]
+    fn grace_records() {
+        let mut state = LoginState::default();
+        assert!(!state.within_grace("tty:/dev/tty1", 100, 60));
+        state.record_grace("tty:/dev/tty1", 100);
+        state.record_grace("tty:/dev/tty1", 110);
+        assert_eq!(state.grace.len(), 1);
+        assert!(state.within_grace("tty:/dev/tty1", 169, 60));
+        assert!(!state.within_grace("tty:/dev/tty1", 170, 60));
+        assert!(!state.within_grace("tty:/dev/tty2", 120, 60));
+        assert!(!state.within_grace("tty:/dev/tty1", 120, 0));
+        // A record from the future (clock stepped back) grants nothing.
+        assert!(!state.within_grace("tty:/dev/tty1", 50, 60));
     }
 
     #[test]

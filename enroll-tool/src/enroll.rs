@@ -18,7 +18,9 @@ use twofactor_core::enrollment::{
     encode_base32_secret, expand_path, Enrollment, MAX_ENROLLMENT_BYTES,
 };
 use twofactor_core::error::FileProblem;
-use twofactor_core::files::{self, atomic_write, describe_io_error, read_checked_text, FileRequirements};
+use twofactor_core::files::{
+    self, atomic_write, describe_io_error, read_checked_text, FileRequirements,
+};
 use twofactor_core::otpauth::totp_uri;
 use twofactor_core::secret::SecretBytes;
 use twofactor_core::totp::{TotpParams, GENERATED_SECRET_BYTES};

@@ -461,7 +461,9 @@ impl Login<'_> {
             // fails the login fails too, so no code can be used twice.
             locked.save()?;
         } else if count_failure {
-            locked.state.record_failure(self.now);
+            locked
+                .state
+                .record_failure(twofactor_core::state::FailureKind::Code, None, self.now);
             locked.save()?;
         }
         Ok(Checked {

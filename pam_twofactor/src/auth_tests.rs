@@ -559,7 +559,10 @@ fn wrong_code_is_refused_with_a_warning() {
     );
     h.log.assert_never_contains(&wrong);
     let state = h.state("alice");
-    assert_eq!(state.recent_failures, vec![NOW]);
+    assert_eq!(
+        state.failures.iter().map(|f| f.time).collect::<Vec<_>>(),
+        vec![NOW]
+    );
     assert_eq!(state.last_totp_step, None);
 }
 
@@ -578,7 +581,14 @@ fn replayed_code_is_refused_and_the_next_step_accepted() {
     h.log
         .assert_single(Severity::Warning, &["replay refused", "user=alice"]);
     h.log.assert_never_contains(&code);
-    assert_eq!(h.state("alice").recent_failures, vec![NOW]);
+    assert_eq!(
+        h.state("alice")
+            .failures
+            .iter()
+            .map(|f| f.time)
+            .collect::<Vec<_>>(),
+        vec![NOW]
+    );
     h.log.clear();
 
     // Replay protection refuses used steps, not the user.
@@ -934,7 +944,14 @@ fn use_first_pass_with_a_wrong_token_counts_a_failure_without_a_prompt() {
     );
     h.log.assert_single(Severity::Warning, &["wrong code"]);
     h.log.assert_never_contains("hunter2");
-    assert_eq!(h.state("alice").recent_failures, vec![NOW]);
+    assert_eq!(
+        h.state("alice")
+            .failures
+            .iter()
+            .map(|f| f.time)
+            .collect::<Vec<_>>(),
+        vec![NOW]
+    );
     assert!(session.set_authtok_calls.is_empty());
 }
 
@@ -949,7 +966,7 @@ fn try_first_pass_with_a_plain_password_asks_for_the_code() {
     // The password was not an attempt at a code: not logged, not counted.
     h.log.assert_single(Severity::Info, &["method=totp"]);
     h.log.assert_never_contains("hunter2");
-    assert!(h.state("alice").recent_failures.is_empty());
+    assert!(h.state("alice").failures.is_empty());
     // A code-only answer leaves PAM_AUTHTOK alone.
     assert!(session.set_authtok_calls.is_empty());
     assert_eq!(session.authtok.as_deref(), Some("hunter2"));
