@@ -28,7 +28,7 @@ install -D -m 0755 target/release/twofactor /usr/local/bin/twofactor
 if [ ! -e /etc/security/pam_twofactor.toml ]; then
     install -D -m 0644 config/pam_twofactor.toml /etc/security/pam_twofactor.toml
 fi
-install -d -m 0700 -o root -g root /var/lib/pam_twofactor
+install -d -m 0711 -o root -g root /var/lib/pam_twofactor
 
 echo "installed: $security_dir/pam_twofactor.so, /usr/local/bin/twofactor, /etc/security/pam_twofactor.toml"
 echo "next: every user runs 'twofactor enroll'; then add the module to a PAM stack (README.md)."

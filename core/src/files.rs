@@ -187,6 +187,17 @@ pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizin
 /// returns. On any error (disk full included) the old file is left as it was
 /// and the temporary file is removed.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    atomic_write_with_group(path, contents, mode, None)
+}
+
+/// [`atomic_write`], with the new file's group set to `group` before it
+/// replaces the old one (so it is never visible with the wrong group).
+pub fn atomic_write_with_group(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> Result<(), Error> {
     let fail = |e: io::Error| Error::file(path, FileProblem::Io(describe_io_error(&e)));
     let dir = path
         .parent()
@@ -198,6 +209,13 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(fail)?;
+    if let Some(gid) = group {
+        std::os::unix::fs::fchown(temp.as_file(), None, Some(gid)).map_err(fail)?;
+        // chown may clear mode bits on some systems; set them again.
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(fail)?;
+    }
     temp.write_all(contents).map_err(fail)?;
     temp.as_file().sync_all().map_err(fail)?;
     temp.persist(path).map_err(|e| fail(e.error))?;
@@ -205,15 +223,15 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
     Ok(())
 }
 
-/// Make sure `dir` is a private directory owned by `owner`: create it with
-/// mode 0700 when missing (its parent must exist), refuse a symlink, another
-/// owner, or group/other write permission.
-pub fn ensure_private_dir(dir: &Path, owner: u32) -> Result<(), Error> {
+/// Make sure `dir` is a directory owned by `owner` that nobody else can
+/// change: create it with `create_mode` when missing (its parent must
+/// exist), refuse a symlink, another owner, or group/other write permission.
+pub fn ensure_private_dir(dir: &Path, owner: u32, create_mode: u32) -> Result<(), Error> {
     let fail = |problem| Error::file(dir, problem);
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
-                .mode(0o700)
+                .mode(create_mode)
                 .create(dir)
                 .or_else(|e| {
                     // Another login may have created it in the meantime.
@@ -388,13 +406,13 @@ mod tests {
     fn private_dir_is_created_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        ensure_private_dir(&state, me()).unwrap();
+        ensure_private_dir(&state, me(), 0o700).unwrap();
         assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
         fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(ensure_private_dir(&state, me()).is_err());
+        assert!(ensure_private_dir(&state, me(), 0o700).is_err());
         let link = dir.path().join("link");
         symlink(&state, &link).unwrap();
-        assert!(ensure_private_dir(&link, me()).is_err());
+        assert!(ensure_private_dir(&link, me(), 0o700).is_err());
     }
 
     #[test]

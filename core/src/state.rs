@@ -216,11 +216,16 @@ pub struct StateStore {
     dir: PathBuf,
 }
 
+/// Mode of a new state directory: others may pass through (to read their
+/// own state file) but not list it.
+pub const STATE_DIR_MODE: u32 = 0o711;
+
 /// The state of one user, loaded under that user's lock. Saving replaces the
 /// file atomically; dropping releases the lock.
 #[derive(Debug)]
 pub struct LockedState {
     path: PathBuf,
+    reader_gid: Option<u32>,
     /// The state as loaded (or default when the user has none yet).
     pub state: LoginState,
     _lock: LockGuard,
@@ -260,16 +265,26 @@ impl StateStore {
         self.dir.join(format!("{}.lock", user_file_stem(user)))
     }
 
-    /// Lock and load a user's state. The directory is created (0700, owned by
-    /// the caller, which must be root in production) when missing, and
-    /// refused when it is a symlink or writable by others.
-    pub fn lock(&self, user: &str, owner_uid: u32) -> Result<LockedState, Error> {
-        files::ensure_private_dir(&self.dir, owner_uid)?;
+    /// Lock and load a user's state. The directory is created (mode 0711,
+    /// owned by the caller, which must be root in production) when missing,
+    /// and refused when it is a symlink or writable by others.
+    ///
+    /// `reader_gid` is the user's primary group: the saved file gets that
+    /// group with mode 0640, so `twofactor status` can show users their own
+    /// state while only root can change it.
+    pub fn lock(
+        &self,
+        user: &str,
+        owner_uid: u32,
+        reader_gid: Option<u32>,
+    ) -> Result<LockedState, Error> {
+        files::ensure_private_dir(&self.dir, owner_uid, STATE_DIR_MODE)?;
         let lock = files::lock_exclusive(&self.lock_path(user), LOCK_TIMEOUT)?;
         let path = self.state_path(user);
         let state = Self::read(&path, owner_uid)?;
         Ok(LockedState {
             path,
+            reader_gid,
             state,
             _lock: lock,
         })
@@ -281,7 +296,12 @@ impl StateStore {
     }
 
     fn read(path: &Path, owner_uid: u32) -> Result<LoginState, Error> {
-        let requirements = FileRequirements::secret_of(owner_uid, MAX_STATE_BYTES);
+        // Group read is allowed (see `lock`); nothing else.
+        let requirements = FileRequirements {
+            owner: owner_uid,
+            forbidden_mode: 0o037,
+            max_size: MAX_STATE_BYTES,
+        };
         match files::read_checked_text(path, &requirements) {
             Ok(text) => LoginState::parse(&text, &path.display().to_string()),
             Err(e) if e.is_missing_file() => Ok(LoginState::default()),
@@ -293,7 +313,17 @@ impl StateStore {
 impl LockedState {
     /// Replace the state file with the current `state`.
     pub fn save(&self) -> Result<(), Error> {
-        files::atomic_write(&self.path, self.state.to_toml().as_bytes(), 0o600)
+        let mode = if self.reader_gid.is_some() {
+            0o640
+        } else {
+            0o600
+        };
+        files::atomic_write_with_group(
+            &self.path,
+            self.state.to_toml().as_bytes(),
+            mode,
+            self.reader_gid,
+        )
     }
 }
 
@@ -358,7 +388,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("state"));
         {
-            let mut locked = store.lock("alice", me()).unwrap();
+            let mut locked = store.lock("alice", me(), None).unwrap();
             locked.state.last_totp_step = Some(9);
             locked.save().unwrap();
         }
@@ -371,14 +401,14 @@ mod tests {
     fn corrupt_state_is_an_error_not_a_reset() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("state"));
-        drop(store.lock("bob", me()).unwrap());
+        drop(store.lock("bob", me(), None).unwrap());
         std::fs::write(store.state_path("bob"), "last_totp_step = [").unwrap();
         std::fs::set_permissions(
             store.state_path("bob"),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
-        assert!(store.lock("bob", me()).is_err());
+        assert!(store.lock("bob", me(), None).is_err());
     }
 
     #[test]

@@ -430,7 +430,7 @@ impl Login<'_> {
         count_failure: bool,
     ) -> Result<Checked, Error> {
         let store = StateStore::new(Path::new(&config.state_dir));
-        let mut locked = store.lock(&account.name, self.system.state_owner())?;
+        let mut locked = store.lock(&account.name, self.system.state_owner(), Some(account.gid))?;
         let (verdict, password_len) = match form {
             AnswerForm::CodeOnly => (
                 verify::check_code(

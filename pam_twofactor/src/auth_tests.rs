@@ -1137,7 +1137,7 @@ fn symlinked_state_dir_fails_closed() {
 }
 
 #[test]
-fn state_dir_is_created_private() {
+fn state_dir_is_created_root_owned_and_unlistable() {
     let mut h = Harness::new();
     h.enroll("alice");
     assert!(!h.state_dir().exists());
@@ -1145,5 +1145,5 @@ fn state_dir_is_created_private() {
 
     assert_eq!(h.login(&mut session, &[]), PamCode::Success);
     let mode = fs::metadata(h.state_dir()).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(mode & 0o777, 0o711);
 }

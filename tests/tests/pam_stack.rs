@@ -2,7 +2,7 @@
 //! configuration directories (pam_start_confdir): nothing in /etc is used.
 
 use std::fs;
-use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -69,9 +69,20 @@ fn correct_code_succeeds(ns: &TestNamespace) -> Result<(), Failed> {
     )?;
     assert_logged(&stack, "method=totp")?;
     assert_not_logged(&stack, &code_now)?;
-    // The state directory was created private and root-owned.
+    // The state directory was created root-owned, passable but not listable;
+    // the user's state file is root's, readable by the user's group only.
     let meta = fs::metadata(&stack.state_dir)?;
-    check(meta.permissions().mode() & 0o777 == 0o700, "state dir mode")?;
+    check(meta.permissions().mode() & 0o777 == 0o711, "state dir mode")?;
+    let state = fs::metadata(stack.state_dir.join(format!("{}.state", alice.name)))?;
+    check(
+        state.permissions().mode() & 0o777 == 0o640 && state.uid() == 0 && state.gid() == alice.uid,
+        format!(
+            "state file mode {:o} owner {}:{}",
+            state.permissions().mode(),
+            state.uid(),
+            state.gid()
+        ),
+    )?;
     Ok(())
 }
 
