@@ -206,6 +206,7 @@ pub fn atomic_write_with_group(
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
+        .rand_bytes(6)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(fail)?;

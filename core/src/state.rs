@@ -281,6 +281,7 @@ impl StateStore {
         files::ensure_private_dir(&self.dir, owner_uid, STATE_DIR_MODE)?;
         let lock = files::lock_exclusive(&self.lock_path(user), LOCK_TIMEOUT)?;
         let path = self.state_path(user);
+        self.remove_orphaned_temporaries(&path);
         let state = Self::read(&path, owner_uid)?;
         Ok(LockedState {
             path,
@@ -288,6 +289,36 @@ impl StateStore {
             state,
             _lock: lock,
         })
+    }
+
+    /// A login killed while saving leaves its temporary file behind. Under
+    /// the user's lock no other save of that user is running, so any
+    /// temporary of this user's state file is such an orphan.
+    fn remove_orphaned_temporaries(&self, state_path: &Path) {
+        let Some(name) = state_path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let prefix = format!(".{name}.");
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            // Exactly `.<name>.XXXXXX.tmp` (tempfile's six random characters),
+            // so another user whose name extends this one is never touched.
+            let is_orphan = file_name.strip_prefix(&prefix).is_some_and(|rest| {
+                rest.len() == 10
+                    && rest.ends_with(".tmp")
+                    && rest[..6].bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if is_orphan {
+                // Best effort: a leftover costs only disk space.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Read a user's state without locking (for display).
@@ -395,6 +426,20 @@ mod tests {
         let path = store.state_path("alice");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(store.peek("alice", me()).unwrap().last_totp_step, Some(9));
+    }
+
+    #[test]
+    fn orphaned_temporaries_are_removed_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        drop(store.lock("alice", me(), None).unwrap());
+        let orphan = dir.path().join("state/.alice.state.AbC123.tmp");
+        let other_user = dir.path().join("state/.alice.state.x.state.XyZ789.tmp");
+        std::fs::write(&orphan, "partial").unwrap();
+        std::fs::write(&other_user, "partial").unwrap();
+        drop(store.lock("alice", me(), None).unwrap());
+        assert!(!orphan.exists());
+        assert!(other_user.exists());
     }
 
     #[test]

@@ -11,8 +11,9 @@ use twofactor_core::config::{
 };
 use twofactor_core::enrollment::{expand_path, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
+use twofactor_core::ratelimit;
 use twofactor_core::secret::SecretString;
-use twofactor_core::state::StateStore;
+use twofactor_core::state::{FailureKind, StateStore};
 use twofactor_core::verify::{self, Verdict};
 use twofactor_core::Error;
 
@@ -107,13 +108,24 @@ fn attempted_method(
     }
 }
 
-/// Identifying fields of a log line.
+/// Who is logging in from where: the identifying fields of log lines, the
+/// remote host for per-host rate limits, and the origin for the grace period
+/// (`host:NAME` for remote logins, `tty:NAME` for local ones).
 struct LogContext {
     fields: String,
+    host: Option<String>,
+    origin: Option<String>,
 }
 
 impl LogContext {
     fn new(user: &str, session: &dyn Session) -> Self {
+        let host = session.remote_host().filter(|h| !h.is_empty());
+        let tty = session.tty().filter(|t| !t.is_empty());
+        let origin = match (&host, &tty) {
+            (Some(host), _) => Some(format!("host:{host}")),
+            (None, Some(tty)) => Some(format!("tty:{tty}")),
+            (None, None) => None,
+        };
         let mut fields = format!("user={}", sanitize(user));
         if let Some(rhost) = session.remote_host().filter(|h| !h.is_empty()) {
             fields.push_str(&format!(" rhost={}", sanitize(&rhost)));
@@ -124,7 +136,11 @@ impl LogContext {
         if let Some(tty) = session.tty().filter(|t| !t.is_empty()) {
             fields.push_str(&format!(" tty={}", sanitize(&tty)));
         }
-        LogContext { fields }
+        LogContext {
+            fields,
+            host,
+            origin,
+        }
     }
 }
 
@@ -147,6 +163,10 @@ enum AnswerForm {
 
 struct Checked {
     verdict: Verdict,
+    /// The answer was of a kind that is locked out: nothing was checked.
+    refused_while_locked: Option<(FailureKind, u64)>,
+    /// This failure reached a limit: the kind is locked until then.
+    lockout_started: Option<(FailureKind, u64)>,
     password_len: Option<usize>,
     remaining_backup_codes: usize,
 }
@@ -193,6 +213,15 @@ impl Login<'_> {
             return Outcome::Ignored;
         }
 
+        if let Target::Enrolled(account, _) = &target {
+            if self.within_grace_period(&config, account, &context) {
+                return Outcome::Verified;
+            }
+            if self.announce_lockout(session, &config, account, &context) {
+                return Outcome::Refused;
+            }
+        }
+
         if args.pass_mode != PassMode::Prompt {
             if let Some(outcome) = self.try_authtok(session, &args, &config, &target, &context) {
                 return outcome;
@@ -237,6 +266,98 @@ impl Login<'_> {
                 )
                 .unwrap_or(Outcome::Unavailable),
             _ => self.refuse_without_answer(&target, &context, ""),
+        }
+    }
+
+    /// The optional grace period: the same origin verified a factor less than
+    /// `grace_period` seconds ago. Counts from that verification, not from
+    /// logins it let through, so it cannot be extended without a factor.
+    fn within_grace_period(
+        &mut self,
+        config: &Config,
+        account: &Account,
+        context: &LogContext,
+    ) -> bool {
+        let Some(origin) = context.origin.as_deref() else {
+            return false;
+        };
+        if config.grace_period == 0 {
+            return false;
+        }
+        let store = StateStore::new(Path::new(&config.state_dir));
+        let Ok(state) = store.peek(&account.name, self.system.state_owner()) else {
+            return false;
+        };
+        if !state.within_grace(origin, self.now, config.grace_period) {
+            return false;
+        }
+        self.log.record(
+            Severity::Info,
+            &format!(
+                "second factor not asked: within the grace period of {} s for this origin: {}",
+                config.grace_period, context.fields
+            ),
+        );
+        true
+    }
+
+    /// Tell a locked-out user before asking. Returns true when every method
+    /// is locked (nothing worth asking for). The binding decision is taken
+    /// again under the state lock in `check_locked`.
+    fn announce_lockout(
+        &mut self,
+        session: &mut dyn Session,
+        config: &Config,
+        account: &Account,
+        context: &LogContext,
+    ) -> bool {
+        let store = StateStore::new(Path::new(&config.state_dir));
+        let Ok(state) = store.peek(&account.name, self.system.state_owner()) else {
+            return false;
+        };
+        let limits = config.limits();
+        let host = context.host.as_deref();
+        let code_lock = ratelimit::locked_until(&state, &limits, FailureKind::Code, host, self.now);
+        let backup_lock =
+            ratelimit::locked_until(&state, &limits, FailureKind::BackupCode, host, self.now);
+        match (code_lock, backup_lock) {
+            (Some(code_until), Some(backup_until)) => {
+                let until = code_until.min(backup_until);
+                self.log.record(
+                    Severity::Warning,
+                    &format!(
+                        "second factor refused: locked out until {} (too many failures), nothing checked: {}",
+                        format_utc(until),
+                        context.fields
+                    ),
+                );
+                self.tell(
+                    session,
+                    &format!(
+                        "Too many failed attempts: this account is locked until {}.",
+                        format_utc(until)
+                    ),
+                );
+                true
+            }
+            (Some(code_until), None) => {
+                self.tell(
+                    session,
+                    &format!(
+                        "Too many failed attempts: verification codes are locked until {}. A backup code still works.",
+                        format_utc(code_until)
+                    ),
+                );
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// An error message to the user, unless the application asked for silence.
+    fn tell(&self, session: &mut dyn Session, text: &str) {
+        if !self.silent {
+            session.error(text);
         }
     }
 
@@ -357,20 +478,58 @@ impl Login<'_> {
         count_failure: bool,
         context: &LogContext,
     ) -> Option<Outcome> {
-        let checked =
-            match self.check_locked(config, account, enrollment, answer, &form, count_failure) {
-                Ok(checked) => checked,
-                Err(e) => {
-                    self.log.record(
-                        Severity::Error,
-                        &format!(
-                            "second factor refused: login state unusable: {e}: {}",
-                            context.fields
-                        ),
-                    );
-                    return None;
-                }
-            };
+        let checked = match self.check_locked(
+            config,
+            account,
+            enrollment,
+            answer,
+            &form,
+            count_failure,
+            context,
+        ) {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.log.record(
+                    Severity::Error,
+                    &format!(
+                        "second factor refused: login state unusable: {e}: {}",
+                        context.fields
+                    ),
+                );
+                return None;
+            }
+        };
+        if let Some((kind, until)) = checked.refused_while_locked {
+            self.log.record(
+                Severity::Warning,
+                &format!(
+                    "second factor refused: {} locked out until {} (too many failures), not checked: {}",
+                    kind_name(kind),
+                    format_utc(until),
+                    context.fields
+                ),
+            );
+            self.tell(
+                session,
+                &format!(
+                    "Too many failed attempts: {} locked until {}.",
+                    kind_name(kind),
+                    format_utc(until)
+                ),
+            );
+            return Some(Outcome::Refused);
+        }
+        if let Some((kind, until)) = checked.lockout_started {
+            self.log.record(
+                Severity::Warning,
+                &format!(
+                    "lockout started: {} locked until {} after too many failures: {}",
+                    kind_name(kind),
+                    format_utc(until),
+                    context.fields
+                ),
+            );
+        }
         let Some(method) = checked.verdict.method() else {
             if count_failure {
                 self.log.record(
@@ -420,6 +579,7 @@ impl Login<'_> {
         Some(Outcome::Verified)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_locked(
         &self,
         config: &Config,
@@ -428,13 +588,61 @@ impl Login<'_> {
         answer: &SecretString,
         form: &AnswerForm,
         count_failure: bool,
+        context: &LogContext,
     ) -> Result<Checked, Error> {
         let store = StateStore::new(Path::new(&config.state_dir));
         let mut locked = store.lock(&account.name, self.system.state_owner(), Some(account.gid))?;
+        let limits = config.limits();
+        let host = context.host.as_deref();
+        // Decided under the lock, so concurrent guesses cannot all slip in
+        // before the failure that reaches the limit is recorded.
+        let code_lock =
+            ratelimit::locked_until(&locked.state, &limits, FailureKind::Code, host, self.now);
+        let backup_lock = ratelimit::locked_until(
+            &locked.state,
+            &limits,
+            FailureKind::BackupCode,
+            host,
+            self.now,
+        );
+        let attempted = attempted_kind(enrollment, answer, form);
+        let lock_of_attempt = match attempted {
+            Some(FailureKind::Code) => code_lock,
+            Some(FailureKind::BackupCode) => backup_lock,
+            // Password and code: refused unchecked only when no enrolled
+            // method is open.
+            None => {
+                let totp_open = enrollment.totp.is_some() && code_lock.is_none();
+                let backup_open = !enrollment.backup_codes.is_empty() && backup_lock.is_none();
+                if totp_open || backup_open {
+                    None
+                } else {
+                    [code_lock, backup_lock].into_iter().flatten().min()
+                }
+            }
+        };
+        if let Some(until) = lock_of_attempt {
+            return Ok(Checked {
+                verdict: Verdict::Wrong,
+                refused_while_locked: Some((attempted.unwrap_or(FailureKind::Code), until)),
+                lockout_started: None,
+                password_len: None,
+                remaining_backup_codes: 0,
+            });
+        }
+        // Locked methods are left out of the enrollment, so an answer that
+        // could be either (password + code) is never checked against them.
+        let mut usable = enrollment.clone();
+        if code_lock.is_some() {
+            usable.totp = None;
+        }
+        if backup_lock.is_some() {
+            usable.backup_codes.clear();
+        }
         let (verdict, password_len) = match form {
             AnswerForm::CodeOnly => (
                 verify::check_code(
-                    enrollment,
+                    &usable,
                     &locked.state,
                     answer.expose(),
                     self.now,
@@ -444,7 +652,7 @@ impl Login<'_> {
             ),
             AnswerForm::PasswordAndCode => {
                 let (verdict, split) = verify::check_password_and_code(
-                    enrollment,
+                    &usable,
                     &locked.state,
                     answer.expose(),
                     self.now,
@@ -454,22 +662,116 @@ impl Login<'_> {
             }
         };
         let mut remaining_backup_codes = 0;
+        let mut lockout_started = None;
         if verdict.is_success() {
             remaining_backup_codes =
                 verify::record_success(&verdict, enrollment, &mut locked.state, self.now);
+            if config.grace_period > 0 {
+                if let Some(origin) = context.origin.as_deref() {
+                    locked.state.record_grace(origin, self.now);
+                }
+            }
             // The code counts as used only once this is on disk: if saving
             // fails the login fails too, so no code can be used twice.
             locked.save()?;
         } else if count_failure {
+            let kind = failure_kind(&verdict, attempted);
             locked
                 .state
-                .record_failure(twofactor_core::state::FailureKind::Code, None, self.now);
+                .forget_failures_before(self.now, limits.longest_window());
+            locked.state.record_failure(kind, host, self.now);
+            lockout_started = ratelimit::locked_until(&locked.state, &limits, kind, host, self.now)
+                .map(|until| (kind, until));
             locked.save()?;
         }
         Ok(Checked {
             verdict,
+            refused_while_locked: None,
+            lockout_started,
             password_len,
             remaining_backup_codes,
         })
+    }
+}
+
+/// What an answer is an attempt at, by its shape: `None` for password and
+/// code together, where it cannot be told.
+fn attempted_kind(
+    enrollment: &Enrollment,
+    answer: &SecretString,
+    form: &AnswerForm,
+) -> Option<FailureKind> {
+    match form {
+        AnswerForm::PasswordAndCode => None,
+        AnswerForm::CodeOnly => {
+            let typed = answer.expose().trim();
+            let totp_shaped = enrollment
+                .totp
+                .as_ref()
+                .is_some_and(|t| t.looks_like_code(typed));
+            if !totp_shaped && twofactor_core::backup::normalize(typed).is_some() {
+                Some(FailureKind::BackupCode)
+            } else {
+                Some(FailureKind::Code)
+            }
+        }
+    }
+}
+
+/// The budget a failure counts against.
+fn failure_kind(verdict: &Verdict, attempted: Option<FailureKind>) -> FailureKind {
+    match (verdict, attempted) {
+        (Verdict::SpentBackupCode, _) => FailureKind::BackupCode,
+        (Verdict::ReplayedTotp, _) => FailureKind::Code,
+        (_, Some(kind)) => kind,
+        (_, None) => FailureKind::Code,
+    }
+}
+
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Code => "verification codes",
+        FailureKind::BackupCode => "backup codes",
+    }
+}
+
+/// `2026-11-28 14:05:09 UTC`: lockout ends are told in UTC, the one zone
+/// the module can name without reading the system's time zone files.
+pub fn format_utc(unix_time: u64) -> String {
+    let days = unix_time / 86_400;
+    let seconds = unix_time % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_utc;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(1_800_000_000), "2027-01-15 08:00:00 UTC");
+        assert_eq!(format_utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
     }
 }

@@ -70,6 +70,9 @@ pub mod code {
     pub const CONV_ERR: i32 = 19;
     /// PAM_IGNORE
     pub const IGNORE: i32 = 25;
+    /// PAM_PERM_DENIED: what libpam answers when every module of a stack
+    /// returned PAM_IGNORE.
+    pub const PERM_DENIED: i32 = 6;
 }
 
 const PAM_RHOST: c_int = 4;

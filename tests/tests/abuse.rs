@@ -1,0 +1,828 @@
+//! Abuse resistance through the real libpam: rate limits and lockout, the
+//! grace period, concurrent logins, logins killed at random instants, a full
+//! disk, and odd home directories.
+
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use rand::Rng;
+use twofactor_core::enrollment::Enrollment;
+use twofactor_core::state::LoginState;
+use twofactor_integration_tests::fixtures::{Enrolled, Stack};
+use twofactor_integration_tests::namespace::{self, TestNamespace};
+use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
+use twofactor_integration_tests::test_clock_module;
+use twofactor_integration_tests::users::user;
+
+const NOW: u64 = 1_800_000_000;
+const KILL_TRIALS: usize = 1000;
+const CONCURRENT_LOGINS: usize = 100;
+
+type Test = fn(&TestNamespace) -> Result<(), Failed>;
+
+fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message.into().into())
+    }
+}
+
+fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
+    Stack::new(ns, service, &test_clock_module(), args, extra_config)
+}
+
+fn assert_logged(stack: &Stack, needle: &str) -> Result<(), Failed> {
+    check(
+        stack.wait_for_log(|l| l.contains(needle)),
+        format!(
+            "no log line of {} contains {needle:?}; lines: {:#?}",
+            stack.service,
+            stack.log_lines()
+        ),
+    )
+}
+
+fn login_from(
+    stack: &Stack,
+    user: &str,
+    answers: &[&str],
+    now: u64,
+    rhost: Option<&str>,
+) -> pam_client::AttemptResult {
+    stack.authenticate(
+        user,
+        &Attempt {
+            answers: answers.iter().map(|a| a.to_string()).collect(),
+            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+            rhost: rhost.map(str::to_string),
+            ..Attempt::default()
+        },
+    )
+}
+
+fn state_of(stack: &Stack, user: &str) -> Result<LoginState, Failed> {
+    let text = fs::read_to_string(stack.state_dir.join(format!("{user}.state")))?;
+    Ok(LoginState::parse(&text, "test")?)
+}
+
+/// A 6-digit code that is not valid anywhere near `now`.
+fn wrong_code(enrolled: &Enrolled, now: u64) -> String {
+    let near: Vec<String> = (-4i64..=4)
+        .map(|o| enrolled.code_at((now as i64 + o * 30) as u64))
+        .collect();
+    (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .expect("some code is wrong")
+}
+
+fn shown_error(result: &pam_client::AttemptResult, needle: &str) -> bool {
+    result
+        .shown
+        .iter()
+        .any(|s| matches!(s, Shown::Error(text) if text.contains(needle)))
+}
+
+fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "lock-codes", "", "");
+    let u = user(0);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    let wrong = wrong_code(&enrolled, NOW);
+    // Successes never count: many logins in a row lock nothing.
+    for i in 0..8u64 {
+        let t = NOW - 3600 + i * 30;
+        check(
+            login_from(&stack, &u.name, &[&enrolled.code_at(t)], t, None).code == code::SUCCESS,
+            "success",
+        )?;
+    }
+    for i in 0..4 {
+        let result = login_from(&stack, &u.name, &[&wrong], NOW + i, None);
+        check(
+            result.code == code::AUTH_ERR && result.prompts().len() == 1,
+            format!("failure {i}"),
+        )?;
+    }
+    let fifth = login_from(&stack, &u.name, &[&wrong], NOW + 4, None);
+    check(fifth.code == code::AUTH_ERR, "fifth failure")?;
+    // Failures at NOW..NOW+4: the lock lifts when the first leaves the 900 s window.
+    let until = "2027-01-15 08:15:00 UTC";
+    assert_logged(
+        &stack,
+        &format!("lockout started: verification codes locked until {until}"),
+    )?;
+
+    // Locked: told before the prompt, and the right code is not even checked.
+    let right = enrolled.code_at(NOW + 30);
+    let locked = login_from(&stack, &u.name, &[&right], NOW + 30, None);
+    check(
+        locked.code == code::AUTH_ERR,
+        format!("right code while locked gave {}", locked.code),
+    )?;
+    check(
+        shown_error(
+            &locked,
+            &format!("verification codes are locked until {until}. A backup code still works."),
+        ),
+        format!("no lockout message: {:?}", locked.shown),
+    )?;
+    assert_logged(&stack, "verification codes locked out until 2027-01-15 08:15:00 UTC (too many failures), not checked")?;
+    let state = state_of(&stack, &u.name)?;
+    check(
+        state.failures.len() == 5,
+        format!("locked attempts must not count: {}", state.failures.len()),
+    )?;
+    check(
+        state.last_totp_step < Some((NOW + 30) / 30),
+        "a locked attempt recorded a step",
+    )?;
+
+    // A backup code still works while codes are locked.
+    let backup = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.backup_codes[0]],
+        NOW + 40,
+        None,
+    );
+    check(
+        backup.code == code::SUCCESS,
+        format!("backup code while codes locked gave {}", backup.code),
+    )?;
+
+    // When the window has passed, codes work again.
+    let later = NOW + 900;
+    let result = login_from(&stack, &u.name, &[&enrolled.code_at(later)], later, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("after the window: {}", result.code),
+    )
+}
+
+fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "lock-backup", "", "");
+    let u = user(1);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    let not_a_code = "zzzz-zzzz-zzzz-zzzz";
+    for i in 0..10 {
+        check(
+            login_from(&stack, &u.name, &[not_a_code], NOW + i, None).code == code::AUTH_ERR,
+            "wrong backup",
+        )?;
+    }
+    assert_logged(
+        &stack,
+        "lockout started: backup codes locked until 2027-01-15 09:00:00 UTC",
+    )?;
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.backup_codes[1]],
+        NOW + 20,
+        None,
+    );
+    check(
+        result.code == code::AUTH_ERR,
+        "valid backup code while backup codes are locked",
+    )?;
+    check(
+        shown_error(&result, "backup codes locked until"),
+        format!("{:?}", result.shown),
+    )?;
+    assert_logged(&stack, "backup codes locked out until")?;
+    // TOTP has its own budget.
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.code_at(NOW + 30)],
+        NOW + 30,
+        None,
+    );
+    check(
+        result.code == code::SUCCESS,
+        "TOTP while backup codes are locked",
+    )?;
+    // Both locked: told, and not asked at all.
+    let wrong = wrong_code(&enrolled, NOW);
+    for i in 0..5 {
+        login_from(&stack, &u.name, &[&wrong], NOW + 40 + i, None);
+    }
+    let result = login_from(&stack, &u.name, &[], NOW + 60, None);
+    check(
+        result.code == code::AUTH_ERR && result.prompts().is_empty(),
+        format!("fully locked: {:?}", result.shown),
+    )?;
+    check(
+        shown_error(&result, "this account is locked until"),
+        format!("{:?}", result.shown),
+    )?;
+    assert_logged(&stack, "nothing checked")?;
+    // The backup code was never spent: it works once the lock is over.
+    let later = NOW + 3600 + 20;
+    let result = login_from(&stack, &u.name, &[&enrolled.backup_codes[1]], later, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("backup code after the lock: {}", result.code),
+    )
+}
+
+fn rate_limit_by_host(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "lock-host", "", "rate_limit_by_host = true");
+    let u = user(2);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    let wrong = wrong_code(&enrolled, NOW);
+    let attacker = Some("198.51.100.66");
+    for i in 0..5 {
+        login_from(&stack, &u.name, &[&wrong], NOW + i, attacker);
+    }
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.code_at(NOW + 30)],
+        NOW + 30,
+        attacker,
+    );
+    check(
+        result.code == code::AUTH_ERR,
+        "the attacking host is locked",
+    )?;
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.code_at(NOW + 30)],
+        NOW + 30,
+        Some("203.0.113.5"),
+    );
+    check(
+        result.code == code::SUCCESS,
+        format!("another host is not locked: {}", result.code),
+    )?;
+    let state = state_of(&stack, &u.name)?;
+    check(
+        state
+            .failures
+            .iter()
+            .all(|f| f.host.as_deref() == Some("198.51.100.66")),
+        "failures carry their host",
+    )
+}
+
+fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
+    let off = stack(ns, "grace-off", "", "");
+    let on = stack(ns, "grace-on", "", "grace_period = 300");
+    let u = user(3);
+    let enrolled = Enrolled::standard();
+    off.enroll(&u, &enrolled);
+    let home = Some("192.0.2.10");
+    check(
+        login_from(&off, &u.name, &[&enrolled.code_at(NOW)], NOW, home).code == code::SUCCESS,
+        "off: first",
+    )?;
+    let again = login_from(&off, &u.name, &[], NOW + 10, home);
+    check(
+        again.code != code::SUCCESS && again.prompts().len() == 1,
+        "grace period is off by default",
+    )?;
+
+    let v = user(4);
+    on.enroll(&v, &enrolled);
+    check(
+        login_from(&on, &v.name, &[&enrolled.code_at(NOW)], NOW, home).code == code::SUCCESS,
+        "on: first",
+    )?;
+    let within = login_from(&on, &v.name, &[], NOW + 299, home);
+    check(
+        within.code == code::SUCCESS && within.prompts().is_empty(),
+        format!("within grace: {:?}", within),
+    )?;
+    assert_logged(
+        &on,
+        "second factor not asked: within the grace period of 300 s",
+    )?;
+    let elsewhere = login_from(&on, &v.name, &[], NOW + 100, Some("192.0.2.11"));
+    check(
+        elsewhere.code != code::SUCCESS && elsewhere.prompts().len() == 1,
+        "another host is asked",
+    )?;
+    // The grace counts from the verification, not from logins it let through.
+    let expired = login_from(&on, &v.name, &[], NOW + 300, home);
+    check(
+        expired.code != code::SUCCESS && expired.prompts().len() == 1,
+        "grace expired",
+    )?;
+    // Local logins: the terminal is the origin.
+    let tty_login = |tty: &str, answers: Vec<String>, now: u64| {
+        on.authenticate(
+            &v.name,
+            &Attempt {
+                answers,
+                tty: Some(tty.to_string()),
+                env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+                ..Attempt::default()
+            },
+        )
+    };
+    let t = NOW + 600;
+    check(
+        tty_login("/dev/tty3", vec![enrolled.code_at(t)], t).code == code::SUCCESS,
+        "tty first",
+    )?;
+    let same = tty_login("/dev/tty3", vec![], t + 10);
+    check(
+        same.code == code::SUCCESS && same.prompts().is_empty(),
+        "same terminal within grace",
+    )?;
+    let other = tty_login("/dev/tty4", vec![], t + 10);
+    check(
+        other.code != code::SUCCESS && other.prompts().len() == 1,
+        "another terminal is asked",
+    )
+}
+
+fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = Arc::new(stack(
+        ns,
+        "concurrent",
+        "",
+        "max_code_failures = 0\nmax_backup_code_failures = 0",
+    ));
+    let enrolled = Arc::new(Enrolled::standard());
+    let run_all =
+        |user_name: String, answers: Arc<dyn Fn(usize) -> String + Send + Sync>, now: u64| {
+            let barrier = Arc::new(Barrier::new(CONCURRENT_LOGINS));
+            let handles: Vec<_> = (0..CONCURRENT_LOGINS)
+                .map(|i| {
+                    let (stack, barrier, answers, user_name) = (
+                        Arc::clone(&stack),
+                        Arc::clone(&barrier),
+                        Arc::clone(&answers),
+                        user_name.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        login_from(&stack, &user_name, &[&answers(i)], now, None).code
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("login thread"))
+                .collect::<Vec<i32>>()
+        };
+    // The same backup code 100 times at once: exactly one success.
+    let u = user(5);
+    stack.enroll(&u, &enrolled);
+    let backup = enrolled.backup_codes[0].clone();
+    let codes = run_all(u.name.clone(), Arc::new(move |_| backup.clone()), NOW);
+    let successes = codes.iter().filter(|c| **c == code::SUCCESS).count();
+    check(
+        successes == 1,
+        format!("same backup code: {successes} successes"),
+    )?;
+    check(
+        codes
+            .iter()
+            .all(|c| *c == code::SUCCESS || *c == code::AUTH_ERR),
+        format!("{codes:?}"),
+    )?;
+
+    // The same TOTP code 100 times at once: exactly one success.
+    let v = user(6);
+    stack.enroll(&v, &enrolled);
+    let totp = enrolled.code_at(NOW);
+    let codes = run_all(v.name.clone(), Arc::new(move |_| totp.clone()), NOW);
+    let successes = codes.iter().filter(|c| **c == code::SUCCESS).count();
+    check(
+        successes == 1,
+        format!("same TOTP code: {successes} successes"),
+    )?;
+
+    // 100 concurrent failures: every one recorded (no lost update).
+    let w = user(7);
+    stack.enroll(&w, &enrolled);
+    let wrong = wrong_code(&enrolled, NOW);
+    let codes = run_all(w.name.clone(), Arc::new(move |_| wrong.clone()), NOW);
+    check(codes.iter().all(|c| *c == code::AUTH_ERR), "all wrong")?;
+    let failures = state_of(&stack, &w.name)?.failures.len();
+    check(
+        failures == CONCURRENT_LOGINS,
+        format!("{failures} failures recorded of {CONCURRENT_LOGINS}"),
+    )?;
+
+    // With the default limit, 100 concurrent guesses check exactly 5.
+    let limited = stack_with_default_limits(ns)?;
+    let x = user(8);
+    limited.enroll(&x, &enrolled);
+    let wrong = wrong_code(&enrolled, NOW);
+    let limited = Arc::new(limited);
+    let barrier = Arc::new(Barrier::new(CONCURRENT_LOGINS));
+    let handles: Vec<_> = (0..CONCURRENT_LOGINS)
+        .map(|_| {
+            let (limited, barrier, wrong, name) = (
+                Arc::clone(&limited),
+                Arc::clone(&barrier),
+                wrong.clone(),
+                x.name.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                login_from(&limited, &name, &[&wrong], NOW, None).code
+            })
+        })
+        .collect();
+    for h in handles {
+        check(h.join().expect("thread") == code::AUTH_ERR, "guess refused")?;
+    }
+    let failures = state_of(&limited, &x.name)?.failures.len();
+    check(
+        failures == 5,
+        format!("{failures} guesses were checked, the limit is 5"),
+    )
+}
+
+fn stack_with_default_limits(ns: &TestNamespace) -> Result<Stack, Failed> {
+    Ok(stack(ns, "concurrent-limited", "", ""))
+}
+
+/// Child mode: log in over and over (a wrong code, a backup code, a TOTP
+/// code) and print each confirmed success, until killed.
+fn login_loop() -> ! {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"));
+    let confdir = PathBuf::from(var("TF_CONFDIR"));
+    let service = var("TF_SERVICE");
+    let user = var("TF_USER");
+    let enrollment =
+        Enrollment::parse(&fs::read_to_string(var("TF_ENROLLMENT")).unwrap(), "loop").unwrap();
+    let totp = enrollment.totp.expect("TOTP enrolled");
+    let backup_codes: Vec<String> = fs::read_to_string(var("TF_BACKUP_CODES"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut step: u64 = var("TF_FIRST_STEP").parse().unwrap();
+    let mut backup: usize = var("TF_FIRST_BACKUP").parse().unwrap();
+    let mut out = std::io::stdout();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    let login = |answer: &str, now: u64| {
+        pam_client::authenticate(
+            &confdir,
+            &service,
+            &user,
+            &Attempt {
+                answers: vec![answer.to_string()],
+                env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+                ..Attempt::default()
+            },
+        )
+        .code
+    };
+    loop {
+        let now = step * 30;
+        let right = totp.code_at(now).to_string();
+        let wrong = format!(
+            "{:06}",
+            (right.parse::<u32>().unwrap() + 500_000) % 1_000_000
+        );
+        login(&wrong, now);
+        if backup < backup_codes.len() {
+            if login(&backup_codes[backup], now) == code::SUCCESS {
+                writeln!(out, "backup {backup}").unwrap();
+                out.flush().unwrap();
+            }
+            backup += 1;
+        }
+        if login(&right, now) == code::SUCCESS {
+            writeln!(out, "totp {step}").unwrap();
+            out.flush().unwrap();
+        }
+        step += 1;
+    }
+}
+
+fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(
+        ns,
+        "kill",
+        "",
+        "max_code_failures = 0\nmax_backup_code_failures = 0",
+    );
+    let u = user(9);
+    let enrolled = Enrolled::new(twofactor_core::totp::Algorithm::SHA1, 6, 30, 100);
+    let enrollment_path = stack.enroll(&u, &enrolled);
+    let codes_file = ns.scratch.join("kill-backup-codes");
+    fs::write(&codes_file, enrolled.backup_codes.join("\n"))?;
+    let state_path = stack.state_dir.join(format!("{}.state", u.name));
+    let salts: Vec<String> = enrolled
+        .enrollment
+        .backup_codes
+        .iter()
+        .map(|c| c.salt.clone())
+        .collect();
+
+    let mut rng = rand::thread_rng();
+    let mut last_step = NOW / 30;
+    let mut observed_step: Option<u64> = None;
+    let mut spent_seen: Vec<String> = Vec::new();
+    let mut confirmed_backup: Vec<usize> = Vec::new();
+    let mut confirmed_steps = 0usize;
+    let mut newest_failure = 0u64;
+    for trial in 0..KILL_TRIALS {
+        let first_backup = spent_seen.len();
+        let mut child = Command::new(std::env::current_exe()?)
+            .env("TWOFACTOR_LOGIN_LOOP", "1")
+            .env("TF_CONFDIR", &stack.confdir)
+            .env("TF_SERVICE", &stack.service)
+            .env("TF_USER", &u.name)
+            .env("TF_ENROLLMENT", &enrollment_path)
+            .env("TF_BACKUP_CODES", &codes_file)
+            .env("TF_FIRST_STEP", (last_step + 1).to_string())
+            .env("TF_FIRST_BACKUP", first_backup.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // Wait until the child is past its start-up, then kill it somewhere
+        // in its next few logins (one takes a few milliseconds).
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut ready = String::new();
+        stdout.read_line(&mut ready)?;
+        check(
+            ready == "ready\n",
+            format!("trial {trial}: child said {ready:?}"),
+        )?;
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..40_000)));
+        child.kill()?;
+        child.wait()?;
+        let mut printed = String::new();
+        stdout.read_to_string(&mut printed)?;
+
+        let text = match fs::read_to_string(&state_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound && spent_seen.is_empty() => continue,
+            Err(e) => return Err(format!("trial {trial}: state file unreadable: {e}").into()),
+        };
+        let state = LoginState::parse(&text, "state").map_err(|e| format!("trial {trial}: {e}"))?;
+        for line in printed.lines() {
+            match line.split_once(' ') {
+                Some(("backup", i)) => confirmed_backup.push(i.parse()?),
+                Some(("totp", step)) => {
+                    confirmed_steps += 1;
+                    let step: u64 = step.parse()?;
+                    check(
+                        state.last_totp_step >= Some(step),
+                        format!("trial {trial}: confirmed step {step} lost"),
+                    )?;
+                }
+                _ => return Err(format!("trial {trial}: unexpected child output {line:?}").into()),
+            }
+        }
+        for i in &confirmed_backup {
+            check(
+                state.is_spent(&salts[*i]),
+                format!("trial {trial}: confirmed backup code {i} is not spent"),
+            )?;
+        }
+        for id in &spent_seen {
+            check(
+                state.is_spent(id),
+                format!("trial {trial}: a spent code became valid again"),
+            )?;
+        }
+        check(
+            state.last_totp_step >= observed_step,
+            format!(
+                "trial {trial}: last step went back {observed_step:?} -> {:?}",
+                state.last_totp_step
+            ),
+        )?;
+        observed_step = state.last_totp_step;
+        let newest = state.failures.last().map_or(0, |f| f.time);
+        check(
+            newest >= newest_failure,
+            format!("trial {trial}: newest failure went back"),
+        )?;
+        newest_failure = newest;
+        last_step = observed_step.unwrap_or(0).max(last_step);
+        spent_seen = state.spent_backup_codes.clone();
+    }
+    check(
+        confirmed_steps > 0 && !confirmed_backup.is_empty(),
+        "the kills never let a login complete",
+    )?;
+    // Every confirmed backup code stays spent.
+    for i in confirmed_backup.iter().take(10) {
+        let result = stack.login_at(&u.name, &enrolled.backup_codes[*i], (last_step + 1) * 30);
+        check(
+            result.code == code::AUTH_ERR,
+            format!("confirmed backup code {i} accepted again"),
+        )?;
+    }
+    // Orphaned temporaries were cleaned by the next locked login.
+    let leftovers: Vec<_> = fs::read_dir(&stack.state_dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    check(
+        leftovers.is_empty(),
+        format!("{} temporary files left", leftovers.len()),
+    )?;
+    eprintln!(
+        "kill -9 trials: {KILL_TRIALS}, confirmed TOTP logins: {confirmed_steps}, confirmed backup codes: {}",
+        confirmed_backup.len()
+    );
+    Ok(())
+}
+
+fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "diskfull", "", "");
+    let u = user(10);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    fs::create_dir(&stack.state_dir)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &stack.state_dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=64k,mode=0711"),
+    )?;
+    check(
+        login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None).code == code::SUCCESS,
+        "before",
+    )?;
+    let state_path = stack.state_dir.join(format!("{}.state", u.name));
+    let before = fs::read(&state_path)?;
+    let mut filler = fs::File::create(stack.state_dir.join("filler"))?;
+    let block = vec![0u8; 4096];
+    while filler.write_all(&block).is_ok() {}
+    drop(filler);
+
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.backup_codes[0]],
+        NOW + 30,
+        None,
+    );
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("disk full: {}", result.code),
+    )?;
+    assert_logged(&stack, "No space left on device")?;
+    check(
+        fs::read(&state_path)? == before,
+        "the state changed on a full disk",
+    )?;
+
+    fs::remove_file(stack.state_dir.join("filler"))?;
+    let result = login_from(
+        &stack,
+        &u.name,
+        &[&enrolled.backup_codes[0]],
+        NOW + 30,
+        None,
+    );
+    check(
+        result.code == code::SUCCESS,
+        "the backup code was not spent by the failed login",
+    )?;
+    nix::mount::umount(&stack.state_dir)?;
+    Ok(())
+}
+
+fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
+    for (service, policy) in [("homes-fail", "fail"), ("homes-ignore", "ignore")] {
+        let stack = stack(ns, service, "", "");
+        // The default enrollment path, in the users' homes.
+        fs::write(
+            &stack.config_path,
+            format!(
+                "state_dir = \"{}\"\nunenrolled = \"{policy}\"\n",
+                stack.state_dir.display()
+            ),
+        )?;
+        let enrolled = Enrolled::standard();
+        let text = enrolled.enrollment.to_toml().to_string();
+        let place = |index: u32| -> Result<(twofactor_integration_tests::users::TestUser, PathBuf), Failed> {
+            let u = user(index);
+            let dir = u.home.join(".config/twofactor");
+            fs::create_dir_all(&dir)?;
+            for d in [u.home.join(".config"), dir.clone()] {
+                chown(&d, Some(u.uid), Some(u.uid))?;
+                fs::set_permissions(&d, fs::Permissions::from_mode(0o700))?;
+            }
+            let path = dir.join("enrollment.toml");
+            let _ = fs::remove_file(&path);
+            fs::write(&path, &text)?;
+            chown(&path, Some(u.uid), Some(u.uid))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            Ok((u, path))
+        };
+        let offset = if service == "homes-fail" { 11 } else { 16 };
+
+        // Only the user can read the home (as on a root-squashed network
+        // mount): the module reads as the user, so this works.
+        let (u, _) = place(offset)?;
+        fs::set_permissions(&u.home, fs::Permissions::from_mode(0o700))?;
+        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        check(
+            result.code == code::SUCCESS,
+            format!("{service}: private home: {}", result.code),
+        )?;
+
+        // A home the user cannot enter: root could, the module must not.
+        let (u, path) = place(offset + 1)?;
+        chown(&u.home, Some(0), Some(0))?;
+        fs::set_permissions(&u.home, fs::Permissions::from_mode(0o700))?;
+        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        check(
+            result.code == code::AUTHINFO_UNAVAIL,
+            format!("{service}: unreadable home: {}", result.code),
+        )?;
+        assert_logged(
+            &stack,
+            &format!("{} cannot be used: Permission denied", path.display()),
+        )?;
+
+        // The enrollment path is a device.
+        let (u, path) = place(offset + 2)?;
+        fs::remove_file(&path)?;
+        nix::sys::stat::mknod(
+            &path,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(1, 3),
+        )?;
+        chown(&path, Some(u.uid), Some(u.uid))?;
+        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        check(
+            result.code == code::AUTHINFO_UNAVAIL,
+            format!("{service}: device: {}", result.code),
+        )?;
+        assert_logged(
+            &stack,
+            &format!("{} is a device, not a regular file", path.display()),
+        )?;
+
+        // No enrollment at all: the policy decides.
+        let u = user(offset + 3);
+        let result = login_from(&stack, &u.name, &["123456"], NOW, None);
+        let expected = if service == "homes-fail" {
+            code::AUTH_ERR
+        } else {
+            code::PERM_DENIED
+        };
+        check(
+            result.code == expected,
+            format!("{service}: unenrolled: {}", result.code),
+        )?;
+    }
+    Ok(())
+}
+
+fn main() {
+    if std::env::var_os("TWOFACTOR_LOGIN_LOOP").is_some() {
+        login_loop();
+    }
+    let ns = Arc::new(namespace::enter());
+    let args = Arguments::from_args();
+    let tests: Vec<(&str, Test)> = vec![
+        (
+            "code_failures_lock_codes_not_backup_codes",
+            code_failures_lock_codes_not_backup_codes,
+        ),
+        (
+            "backup_code_failures_lock_backup_codes",
+            backup_code_failures_lock_backup_codes,
+        ),
+        ("rate_limit_by_host", rate_limit_by_host),
+        ("grace_period", grace_period),
+        ("concurrent_logins", concurrent_logins),
+        (
+            "logins_killed_at_random_instants",
+            logins_killed_at_random_instants,
+        ),
+        ("disk_full_fails_closed", disk_full_fails_closed),
+        ("odd_homes", odd_homes),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let ns = Arc::clone(&ns);
+            Trial::test(name, move || test(&ns))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(ns);
+    conclusion.exit();
+}
