@@ -21,7 +21,7 @@ pub const MAX_RECORDED_FAILURES: usize = 256;
 /// Trusted-origin records kept (grace period).
 pub const MAX_GRACE_RECORDS: usize = 64;
 /// How long a login waits for another login of the same user to finish.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam_twofactor";
 

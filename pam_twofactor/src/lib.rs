@@ -15,6 +15,8 @@ pub mod auth;
 #[cfg(test)]
 mod auth_tests;
 pub mod clock;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod log;
 #[allow(unsafe_code)]

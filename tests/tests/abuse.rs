@@ -537,7 +537,18 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
     let mut confirmed_backup: Vec<usize> = Vec::new();
     let mut confirmed_steps = 0usize;
     let mut newest_failure = 0u64;
+    // Kill within this many microseconds after start-up; widened when a
+    // slow (loaded) machine lets no login complete in that time.
+    let mut kill_window_us: u64 = 40_000;
+    let mut completed_at_last_check = 0;
     for trial in 0..KILL_TRIALS {
+        if trial % 50 == 49 {
+            let completed = confirmed_steps + confirmed_backup.len();
+            if completed == completed_at_last_check {
+                kill_window_us = (kill_window_us * 2).min(1_000_000);
+            }
+            completed_at_last_check = completed;
+        }
         let first_backup = spent_seen.len();
         let mut child = Command::new(std::env::current_exe()?)
             .env("TWOFACTOR_LOGIN_LOOP", "1")
@@ -560,7 +571,7 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
             ready == "ready\n",
             format!("trial {trial}: child said {ready:?}"),
         )?;
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..40_000)));
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..kill_window_us)));
         child.kill()?;
         child.wait()?;
         let mut printed = String::new();

@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzz target: see twofactor_fuzz_targets::answer (shared with the corpus replay test).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    pam_twofactor::fuzzing::answer(data);
+});

@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzz target: see twofactor_fuzz_targets::config (shared with the corpus replay test).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    pam_twofactor::fuzzing::config(data);
+});
