@@ -15,6 +15,7 @@ pub mod config;
 pub mod enrollment;
 pub mod error;
 pub mod files;
+pub mod notify;
 pub mod otpauth;
 pub mod ratelimit;
 pub mod secret;

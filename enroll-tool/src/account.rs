@@ -59,12 +59,34 @@ pub fn resolve_target(requested: Option<&str>) -> Result<Account, CliError> {
     };
     if target.uid != caller && !caller.is_root() {
         return Err(CliError::Refused(format!(
-            "only root may enroll another user (you are uid {caller}, {name:?} is uid {}); \
-             run without --user to enroll yourself",
+            "only root may act for another user (you are uid {caller}, {name:?} is uid {}); \
+             run without --user to manage your own second factor",
             target.uid
         )));
     }
     Ok(target)
+}
+
+/// Who is running the command, for audit lines: the login name of the real
+/// uid, or `uid N` when it has none.
+pub fn caller_name() -> String {
+    let uid = unistd::getuid();
+    match User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// Refuse unless the process runs as root (effective uid 0).
+pub fn require_root(what: &str) -> Result<(), CliError> {
+    if unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(CliError::Refused(format!(
+            "only root may {what} (you are uid {})",
+            unistd::geteuid()
+        )))
+    }
 }
 
 /// Become `account` for good: supplementary groups, then gid, then uid, all

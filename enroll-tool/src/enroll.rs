@@ -1,10 +1,12 @@
-//! `twofactor enroll`: a new TOTP secret and backup codes, written to the
-//! user's enrollment file and shown once.
+//! `twofactor enroll`: a new TOTP secret and backup codes. Interactively:
+//! QR code, confirmation with a code from the app, then the backup codes;
+//! nothing is written until the code was right. Non-interactively (scripts,
+//! provisioning): everything at once, as text or JSON.
 
-use std::fs::{self, DirBuilder};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use nix::unistd::{self, AccessFlags};
 use rand::rngs::OsRng;
@@ -14,39 +16,51 @@ use zeroize::Zeroizing;
 
 use twofactor_core::backup::{self, GeneratedBackupCode};
 use twofactor_core::config::Config;
-use twofactor_core::enrollment::{
-    encode_base32_secret, expand_path, Enrollment, MAX_ENROLLMENT_BYTES,
-};
-use twofactor_core::error::FileProblem;
-use twofactor_core::files::{
-    self, atomic_write, describe_io_error, read_checked_text, FileRequirements,
-};
+use twofactor_core::enrollment::{encode_base32_secret, Enrollment};
+use twofactor_core::files::describe_io_error;
+use twofactor_core::notify::EVENT_ENROLLED;
 use twofactor_core::otpauth::totp_uri;
 use twofactor_core::secret::SecretBytes;
+use twofactor_core::state::LoginState;
 use twofactor_core::totp::{TotpParams, GENERATED_SECRET_BYTES};
+use twofactor_core::verify::{self, Verdict};
 
 use crate::account::{self, Account};
-use crate::cli::EnrollArgs;
+use crate::cli::{EnrollArgs, QrFileFormat, QrStyle};
+use crate::enrollment_file;
 use crate::error::CliError;
+use crate::events::{self, Event};
+use crate::output;
+use crate::qr;
 use crate::system_config;
+use crate::terminal::{Answer, Terminal, NOTHING_WRITTEN};
 
 /// Run `twofactor enroll`.
-///
-/// `args.non_interactive` changes nothing yet: this version never prompts.
-/// The flag exists so provisioning scripts are already written against the
-/// contract the interactive enrollment will keep.
 pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
     // The configuration is root's: read it before giving up root.
-    let config = system_config::load(args.config.as_deref())?;
-    let account = account::resolve_target(args.user.as_deref())?;
-    let path = expand_path(&config.enrollment_path, &account.name, &account.home)?;
+    let config = system_config::load(args.target.config.as_deref())?;
+    let account = account::resolve_target(args.target.user.as_deref())?;
+    let caller = account::caller_name();
+    let path = enrollment_file::path_of(&config, &account)?;
     let host = host_name()?;
+    let mut terminal = if args.non_interactive {
+        None
+    } else {
+        Some(Terminal::open(
+            "to confirm a code from the app on",
+            "run 'twofactor enroll' in a terminal, or add --non-interactive to enroll \
+             without confirming a code",
+            NOTHING_WRITTEN,
+        )?)
+    };
 
     account::become_user(&account)?;
 
-    create_parent_dirs(&path)?;
-    check_parent_dir(&path, &account)?;
     refuse_to_replace(&path, args.force)?;
+    preflight_dirs(&path, &account)?;
+    if let Some(qr_file) = &args.qr_file {
+        preflight_qr_file(qr_file, &account)?;
+    }
 
     let totp = new_totp_params(&config)?;
     let codes = backup::generate(backup::DEFAULT_COUNT);
@@ -55,42 +69,179 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
         backup_codes: codes.iter().map(|code| code.stored.clone()).collect(),
     };
     let issuer = if config.issuer.is_empty() {
-        host.as_str()
+        host.clone()
     } else {
-        config.issuer.as_str()
+        config.issuer.clone()
     };
-    let label = format!("{}@{host}", account.name);
     let shown = Shown {
         account: &account,
         path: &path,
-        issuer,
-        label: &label,
+        issuer: &issuer,
+        label: format!("{}@{host}", account.name),
         enrollment: &enrollment,
         codes: &codes,
-    };
-    // Rendered before writing, so a failure to render cannot leave an
-    // enrollment behind whose secret nobody has seen.
-    let output = if args.json {
-        shown.json()?
-    } else {
-        shown.text()?
+        qr_file: args.qr_file.as_deref(),
+        host: &host,
+        force: args.force,
     };
 
-    atomic_write(&path, enrollment.to_toml().as_bytes(), 0o600)?;
-    check_module_can_read(&path, &account, &enrollment)?;
+    // Everything shown is rendered before anything is written, so a failure
+    // to render cannot leave an enrollment behind whose secret nobody saw.
+    let output = if args.json {
+        shown.json(false)?
+    } else {
+        shown.text(args.qr)?
+    };
+
+    let replaced = match terminal.as_mut() {
+        Some(terminal) => {
+            let mut stdout = io::stdout().lock();
+            if args.force && enrollment_file::exists(&path)? {
+                output::write(
+                    &mut stdout,
+                    "Warning: you already have an enrollment. Once you confirm a code \
+                     below, it is replaced: the old authenticator entry and the old \
+                     backup codes stop working.\n\n",
+                )?;
+            }
+            output::write(&mut stdout, &output.setup)?;
+            drop(stdout);
+            confirm_code(terminal, &config, shown.totp()?)?;
+            terminal.check_interrupted()?;
+            commit(&shown, args.qr_file.as_deref())?
+        }
+        None => commit(&shown, args.qr_file.as_deref())?,
+    };
 
     let mut stdout = io::stdout().lock();
-    stdout
-        .write_all(output.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|err| {
-            CliError::System(format!(
-                "{} was written, but its secret and backup codes could not be shown \
-                 ({}); run the command again with --force",
-                path.display(),
-                describe_io_error(&err)
-            ))
-        })
+    let result = if args.json {
+        let json = shown.json(replaced)?;
+        output::write(&mut stdout, &json.setup)
+    } else if terminal.is_some() {
+        output::write(&mut stdout, &output.codes)
+    } else {
+        output::write(&mut stdout, &output.setup)
+            .and_then(|()| output::write(&mut stdout, &output.codes))
+    };
+    drop(stdout);
+    result.map_err(|err| {
+        CliError::System(format!(
+            "{} was written, but the backup codes could not be shown ({}); run \
+             'twofactor backup-codes' for new ones",
+            path.display(),
+            err.message()
+        ))
+    })?;
+    if replaced && terminal.is_none() {
+        output::warn(&format!(
+            "replaced the enrollment at {}: the old authenticator entry and backup codes \
+             no longer work",
+            path.display()
+        ));
+    }
+
+    let event = Event {
+        name: EVENT_ENROLLED,
+        user: &account.name,
+        by: &caller,
+        details: format!(
+            "methods=totp,backup-codes backup_codes={} replaced={} confirmed={}",
+            codes.len(),
+            if replaced { "yes" } else { "no" },
+            if terminal.is_some() { "yes" } else { "no" }
+        ),
+        notify: true,
+    };
+    if let Some(warning) = events::announce(&config, &event) {
+        output::warn(&warning);
+    }
+    Ok(())
+}
+
+/// Write the QR file (if asked) and the enrollment. Returns whether an
+/// existing enrollment was replaced.
+fn commit(shown: &Shown, qr_file: Option<&Path>) -> Result<bool, CliError> {
+    enrollment_file::create_parent_dirs(shown.path)?;
+    enrollment_file::check_parent_dir(shown.path, shown.account)?;
+    let replaced = enrollment_file::exists(shown.path)?;
+    // Checked again: interactively, another enrollment may have been
+    // created while the user was reaching for their phone.
+    if replaced && !shown.force {
+        return Err(exists_error(shown.path));
+    }
+    let mut qr_guard = match qr_file {
+        Some(qr_path) => Some(write_qr_file(qr_path, &shown.uri()?)?),
+        None => None,
+    };
+    enrollment_file::save(shown.path, shown.account, shown.enrollment)?;
+    if let Some(guard) = qr_guard.as_mut() {
+        guard.keep();
+    }
+    Ok(replaced)
+}
+
+/// Ask for codes until one is right. Wrong codes are explained; end of
+/// input cancels.
+fn confirm_code(
+    terminal: &mut Terminal,
+    config: &Config,
+    totp: &TotpParams,
+) -> Result<(), CliError> {
+    // Only the TOTP secret: a backup code is no proof that the app works.
+    let totp_only = Enrollment {
+        totp: Some(totp.clone()),
+        backup_codes: Vec::new(),
+    };
+    let prompt = format!(
+        "Enter the {}-digit code the app shows, to check that it works: ",
+        totp.digits
+    );
+    let mut wrong = 0u32;
+    loop {
+        let answer = match terminal.ask(&prompt, true)? {
+            Answer::Line(line) => line,
+            Answer::End => {
+                terminal.say("\n")?;
+                return Err(CliError::Refused(
+                    "cancelled: no code was entered; nothing was written".into(),
+                ));
+            }
+        };
+        // Apps show "123 456"; people type what they see.
+        let typed: Zeroizing<String> =
+            Zeroizing::new(answer.chars().filter(|c| !c.is_whitespace()).collect());
+        if typed.is_empty() {
+            continue;
+        }
+        let now = output::now()?;
+        let verdict = verify::check_code(
+            &totp_only,
+            &LoginState::default(),
+            &typed,
+            now,
+            config.window,
+        );
+        if matches!(verdict, Verdict::Totp { .. }) {
+            terminal.say("Code accepted: the app is set up.\n\n")?;
+            return Ok(());
+        }
+        wrong += 1;
+        let hint = if !totp.looks_like_code(&typed) {
+            format!(
+                "That is not a {}-digit code. Try again (Ctrl-C cancels; nothing is saved).\n",
+                totp.digits
+            )
+        } else if wrong < 3 {
+            "That code is not right. Use the entry you just added (not an older one)\n\
+             and try again (Ctrl-C cancels; nothing is saved).\n"
+                .to_string()
+        } else {
+            "Still not right. Codes depend on the clock: check that the phone sets its\n\
+             time automatically. Try again (Ctrl-C cancels; nothing is saved).\n"
+                .to_string()
+        };
+        terminal.say(&hint)?;
+    }
 }
 
 fn host_name() -> Result<String, CliError> {
@@ -99,53 +250,13 @@ fn host_name() -> Result<String, CliError> {
     Ok(name.to_string_lossy().into_owned())
 }
 
-/// Missing directories are created private (0700): the enrollment's
-/// directory is the user's, and its listing is nobody else's business.
-fn create_parent_dirs(path: &Path) -> Result<(), CliError> {
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(|err| {
-            CliError::System(format!(
-                "cannot create {}: {}",
-                parent.display(),
-                describe_io_error(&err)
-            ))
-        })
-}
-
-/// The module refuses an enrollment whose directory others could write to
-/// (the file could be swapped under it); refuse to write one there, rather
-/// than hand out codes that will never work. Same rule as the module's.
-fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> {
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    files::check_parent(path, account.uid.as_raw()).map_err(|problem| match problem {
-        FileProblem::Missing | FileProblem::Io(_) => {
-            CliError::System(format!("cannot use {}: {problem}", parent.display()))
-        }
-        _ => CliError::Refused(format!(
-            "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
-             its directory to be owned by root or by {} and not writable by group or others",
-            path.display(),
-            account.name
-        )),
-    })?;
-    // Checked now, before anything is generated, so the failure is reported
-    // plainly rather than through the temporary file's name.
-    unistd::access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
-        CliError::System(format!(
-            "cannot write to {} as {}: {}",
-            parent.display(),
-            account.name,
-            err.desc()
-        ))
-    })
+fn exists_error(path: &Path) -> CliError {
+    CliError::Refused(format!(
+        "{} already exists: enrolling again replaces it, and the authenticator entry \
+         and backup codes from the old enrollment stop working; use --force if that is \
+         what you want",
+        path.display()
+    ))
 }
 
 /// Replacing an enrollment silently would lock the user out of every
@@ -153,21 +264,124 @@ fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> {
 fn refuse_to_replace(path: &Path, force: bool) -> Result<(), CliError> {
     // symlink_metadata: a symlink (even a dangling one) is something to
     // replace, never something to follow.
-    match fs::symlink_metadata(path) {
-        Ok(_) if force => Ok(()),
-        Ok(_) => Err(CliError::Refused(format!(
-            "{} already exists: enrolling again replaces it, and the authenticator entry \
-             and backup codes from the old enrollment stop working; use --force if that is \
-             what you want",
-            path.display()
-        ))),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(CliError::System(format!(
-            "cannot check {}: {}",
-            path.display(),
-            describe_io_error(&err)
-        ))),
+    if enrollment_file::exists(path)? && !force {
+        return Err(exists_error(path));
     }
+    Ok(())
+}
+
+/// Before asking for anything, make sure the enrollment can be written:
+/// the directory is safe (when it exists), or the nearest existing parent
+/// lets the user create it. Nothing is created yet.
+fn preflight_dirs(path: &Path, account: &Account) -> Result<(), CliError> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    if enrollment_file::exists(parent)? {
+        return enrollment_file::check_parent_dir(path, account);
+    }
+    let mut ancestor = parent;
+    while let Some(up) = ancestor.parent() {
+        ancestor = up;
+        if enrollment_file::exists(ancestor)? {
+            break;
+        }
+    }
+    unistd::access(ancestor, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
+        CliError::System(format!(
+            "cannot create {} as {}: {} is not writable ({})",
+            parent.display(),
+            account.name,
+            ancestor.display(),
+            err.desc()
+        ))
+    })
+}
+
+fn preflight_qr_file(qr_file: &Path, account: &Account) -> Result<(), CliError> {
+    if enrollment_file::exists(qr_file)? {
+        return Err(CliError::Refused(format!(
+            "{} already exists; --qr-file never overwrites a file",
+            qr_file.display()
+        )));
+    }
+    let parent = match qr_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    unistd::access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
+        CliError::System(format!(
+            "cannot write the QR code into {} as {}: {}",
+            parent.display(),
+            account.name,
+            err.desc()
+        ))
+    })
+}
+
+/// A file this run created, removed again unless [`CreatedFile::keep`] is
+/// called: a failed or interrupted enrollment leaves no QR code of a
+/// secret that was never enrolled.
+struct CreatedFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl CreatedFile {
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for CreatedFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Create the QR file: new (never overwriting, never through a symlink),
+/// mode 0600 (it holds the secret), owned by whoever runs this (the user).
+fn write_qr_file(qr_path: &Path, uri: &str) -> Result<CreatedFile, CliError> {
+    let format = QrFileFormat::of(qr_path).ok_or_else(|| {
+        CliError::Refused(format!(
+            "{}: the QR file name must end in .svg or .png",
+            qr_path.display()
+        ))
+    })?;
+    let contents = qr::file_contents(uri, format)?;
+    let failed = |err: io::Error| {
+        CliError::System(format!(
+            "cannot write the QR code to {}: {}",
+            qr_path.display(),
+            describe_io_error(&err)
+        ))
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(qr_path)
+        .map_err(|err| {
+            if err.kind() == io::ErrorKind::AlreadyExists {
+                CliError::Refused(format!(
+                    "{} already exists; --qr-file never overwrites a file",
+                    qr_path.display()
+                ))
+            } else {
+                failed(err)
+            }
+        })?;
+    let guard = CreatedFile {
+        path: qr_path.to_path_buf(),
+        kept: false,
+    };
+    file.write_all(&contents)
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    Ok(guard)
 }
 
 fn new_totp_params(config: &Config) -> Result<TotpParams, CliError> {
@@ -183,33 +397,25 @@ fn new_totp_params(config: &Config) -> Result<TotpParams, CliError> {
     })
 }
 
-/// Read the file back the way the module will (owner, mode, parent, parse),
-/// so a success here means the printed codes work at the next login.
-fn check_module_can_read(
-    path: &Path,
-    account: &Account,
-    written: &Enrollment,
-) -> Result<(), CliError> {
-    let requirements = FileRequirements::secret_of(account.uid.as_raw(), MAX_ENROLLMENT_BYTES);
-    let text = read_checked_text(path, &requirements)?;
-    let reread = Enrollment::parse(&text, &path.display().to_string())?;
-    if &reread != written {
-        return Err(CliError::System(format!(
-            "{} changed while it was being written; run the command again with --force",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// What is shown to the user once the enrollment exists.
+/// What is shown to the user.
 struct Shown<'a> {
     account: &'a Account,
     path: &'a Path,
     issuer: &'a str,
-    label: &'a str,
+    label: String,
     enrollment: &'a Enrollment,
     codes: &'a [GeneratedBackupCode],
+    qr_file: Option<&'a Path>,
+    host: &'a str,
+    /// --force: an existing enrollment may be replaced.
+    force: bool,
+}
+
+/// Rendered output: the part before the confirmation (QR code, URI, key)
+/// and the part after it (backup codes). JSON is all in `setup`.
+struct Rendered {
+    setup: Zeroizing<String>,
+    codes: Zeroizing<String>,
 }
 
 #[derive(Serialize)]
@@ -225,6 +431,8 @@ struct JsonReport<'a> {
     digits: u8,
     period: u64,
     backup_codes: Vec<&'a str>,
+    qr_file: Option<String>,
+    replaced: bool,
 }
 
 impl Shown<'_> {
@@ -235,16 +443,20 @@ impl Shown<'_> {
             .ok_or_else(|| CliError::System("internal error: enrollment without TOTP".into()))
     }
 
-    fn json(&self) -> Result<Zeroizing<String>, CliError> {
+    fn uri(&self) -> Result<Zeroizing<String>, CliError> {
+        Ok(totp_uri(self.totp()?, self.issuer, &self.label))
+    }
+
+    fn json(&self, replaced: bool) -> Result<Rendered, CliError> {
         let totp = self.totp()?;
-        let uri = totp_uri(totp, self.issuer, self.label);
+        let uri = self.uri()?;
         let secret = encode_base32_secret(&totp.secret);
         let report = JsonReport {
             user: &self.account.name,
             uid: self.account.uid.as_raw(),
             enrollment_path: self.path.to_string_lossy().into_owned(),
             issuer: self.issuer,
-            account: self.label,
+            account: &self.label,
             otpauth_uri: &uri,
             secret: &secret,
             algorithm: totp.algorithm.name(),
@@ -255,41 +467,81 @@ impl Shown<'_> {
                 .iter()
                 .map(|code| code.display.as_str())
                 .collect(),
+            qr_file: self.qr_file.map(|p| p.to_string_lossy().into_owned()),
+            replaced,
         };
-        let mut text =
-            Zeroizing::new(serde_json::to_string(&report).map_err(|err| {
-                CliError::System(format!("cannot encode the result as JSON: {err}"))
-            })?);
-        text.push('\n');
-        Ok(text)
+        Ok(Rendered {
+            setup: output::json_line(&report)?,
+            codes: Zeroizing::new(String::new()),
+        })
     }
 
-    fn text(&self) -> Result<Zeroizing<String>, CliError> {
+    fn text(&self, style: QrStyle) -> Result<Rendered, CliError> {
         let totp = self.totp()?;
-        let uri = totp_uri(totp, self.issuer, self.label);
+        let uri = self.uri()?;
         let secret = encode_base32_secret(&totp.secret);
-        let mut out = Zeroizing::new(String::new());
-        out.push_str(&format!(
-            "Enrolled {} for two-factor login ({}).\n\n",
+        // Room for everything, so growing never leaves a copy behind.
+        let mut setup = Zeroizing::new(String::with_capacity(16 * 1024));
+        setup.push_str(&format!(
+            "Two-factor login for {} on {} ({}).\n\n",
+            self.account.name,
+            self.host,
+            self.path.display()
+        ));
+        if let Some(drawing) = qr::draw_for_terminal(&uri, style)? {
+            setup.push_str("Scan this QR code with your authenticator app:\n\n");
+            setup.push_str(&drawing.text);
+            if drawing.columns > qr::TERMINAL_COLUMNS {
+                setup.push_str(&format!(
+                    "(This drawing is {} columns wide: widen the terminal to scan it, or \
+                     use --qr dark or --qr light.)\n",
+                    drawing.columns
+                ));
+            }
+            setup.push('\n');
+            setup.push_str("Or add the account with this link:\n");
+        } else {
+            setup.push_str("Add the account to your authenticator app with this link:\n");
+        }
+        // Secrets go in as pieces, not through format!, so no unwiped
+        // temporary copy is left behind.
+        setup.push_str("  ");
+        setup.push_str(&uri);
+        setup.push_str("\n\n");
+        setup.push_str(&format!(
+            "or enter the key by hand ({}, {} digits, {} seconds), account {}:\n",
+            totp.algorithm.name(),
+            totp.digits,
+            totp.period,
+            self.label
+        ));
+        setup.push_str("  ");
+        setup.push_str(&group_by_four(&secret));
+        setup.push_str("\n\n");
+
+        let mut codes = Zeroizing::new(String::with_capacity(4096));
+        codes.push_str(
+            "Backup codes: each works once, in place of a code from the app (when the phone \
+             is lost or flat).\nStore them somewhere safe now (a password manager, or on \
+             paper): they are not shown again.\n",
+        );
+        for code in self.codes {
+            codes.push_str("  ");
+            codes.push_str(&code.display);
+            codes.push('\n');
+        }
+        codes.push_str(&format!(
+            "\nEnrolled {} ({}). Logins through pam_twofactor now ask for a code.\n",
             self.account.name,
             self.path.display()
         ));
-        out.push_str("Add the account to your authenticator app with this link:\n");
-        out.push_str(&format!("  {}\n\n", uri.as_str()));
-        out.push_str(&format!(
-            "or enter the key by hand ({}, {} digits, {} seconds):\n",
-            totp.algorithm.name(),
-            totp.digits,
-            totp.period
-        ));
-        out.push_str(&format!("  {}\n\n", group_by_four(&secret).as_str()));
-        out.push_str(
-            "Backup codes: each works once. Keep them somewhere safe; they are not shown again.\n",
-        );
-        for code in self.codes {
-            out.push_str(&format!("  {}\n", code.display.as_str()));
+        if let Some(qr_file) = self.qr_file {
+            codes.push_str(&format!(
+                "The QR code is also in {} (mode 0600; delete it once it has been used).\n",
+                qr_file.display()
+            ));
         }
-        Ok(out)
+        Ok(Rendered { setup, codes })
     }
 }
 
@@ -326,6 +578,7 @@ mod tests {
         };
         let params = new_totp_params(&config).unwrap();
         assert_eq!(params.secret.len(), GENERATED_SECRET_BYTES);
+        assert!(params.secret.len() * 8 >= 160);
         assert_eq!((params.digits, params.period), (8, 60));
         assert_eq!(params.algorithm, twofactor_core::totp::Algorithm::SHA256);
         assert_ne!(params.secret, new_totp_params(&config).unwrap().secret);

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 pub const EXIT_REFUSED: u8 = 1;
 /// The system failed: I/O, an invalid configuration, a failed lookup.
 pub const EXIT_SYSTEM: u8 = 2;
+/// Added to the signal number when a signal (Ctrl-C: SIGINT, 2) ended an
+/// interactive command, as shells report it: 130 for Ctrl-C.
+pub const EXIT_SIGNAL_BASE: u8 = 128;
 
 /// An error ready to be shown to the user. The message is complete on its
 /// own: it names the path, user or option concerned.
@@ -19,6 +22,14 @@ pub enum CliError {
     Refused(String),
     /// Exit code [`EXIT_SYSTEM`].
     System(String),
+    /// A signal (Ctrl-C, hangup, termination) ended the command before it
+    /// changed anything; exit code 128 + the signal number.
+    Interrupted {
+        /// the signal number
+        signal: i32,
+        /// what was (not) done, e.g. "nothing was written"
+        outcome: &'static str,
+    },
 }
 
 impl CliError {
@@ -39,13 +50,22 @@ impl CliError {
         match self {
             CliError::Refused(_) => EXIT_REFUSED,
             CliError::System(_) => EXIT_SYSTEM,
+            CliError::Interrupted { signal, .. } => u8::try_from(*signal)
+                .ok()
+                .and_then(|signal| EXIT_SIGNAL_BASE.checked_add(signal))
+                .unwrap_or(EXIT_SIGNAL_BASE),
         }
     }
 
     /// The message, guaranteed to be a single line: scripts and log
     /// collectors read stderr line by line.
     pub fn message(&self) -> String {
-        let (CliError::Refused(text) | CliError::System(text)) = self;
+        let text = match self {
+            CliError::Refused(text) | CliError::System(text) => text.clone(),
+            CliError::Interrupted { signal, outcome } => {
+                format!("interrupted ({}); {outcome}", signal_name(*signal))
+            }
+        };
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
@@ -54,6 +74,14 @@ impl CliError {
         // A closed or broken stderr must not turn an error into a panic.
         let _ = writeln!(io::stderr().lock(), "twofactor: {}", self.message());
         ExitCode::from(self.exit_code())
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(nix::sys::signal::Signal::SIGINT) => "Ctrl-C".into(),
+        Ok(known) => known.as_str().to_string(),
+        Err(_) => format!("signal {signal}"),
     }
 }
 
@@ -73,5 +101,23 @@ mod tests {
         assert_eq!(err.message(), "first second third");
         assert_eq!(err.exit_code(), EXIT_SYSTEM);
         assert_eq!(CliError::Refused("x".into()).exit_code(), EXIT_REFUSED);
+        let interrupted = CliError::Interrupted {
+            signal: 2,
+            outcome: "nothing was written",
+        };
+        assert_eq!(interrupted.exit_code(), 130);
+        assert_eq!(
+            interrupted.message(),
+            "interrupted (Ctrl-C); nothing was written"
+        );
+        let hangup = CliError::Interrupted {
+            signal: 1,
+            outcome: "nothing was written",
+        };
+        assert_eq!(hangup.exit_code(), 129);
+        assert_eq!(
+            hangup.message(),
+            "interrupted (SIGHUP); nothing was written"
+        );
     }
 }

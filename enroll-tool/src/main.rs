@@ -9,10 +9,23 @@
 )]
 
 mod account;
+mod backup_codes;
 mod cli;
+mod disable;
 mod enroll;
+mod enrollment_file;
 mod error;
+mod events;
+mod login_state;
+mod man;
+mod output;
+mod qr;
+mod reset_lockout;
+mod status;
 mod system_config;
+mod terminal;
+mod timefmt;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -34,13 +47,19 @@ fn main() -> ExitCode {
         Err(err) => return CliError::from_clap(&err).report(),
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => err.report(),
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Enroll(args) => enroll::run(&args),
+        Command::Enroll(args) => enroll::run(&args).map(|()| 0),
+        Command::Status(args) => status::run(&args).map(|()| 0),
+        Command::Verify(args) => verify::run(&args),
+        Command::BackupCodes(args) => backup_codes::run(&args).map(|()| 0),
+        Command::Disable(args) => disable::run(&args).map(|()| 0),
+        Command::ResetLockout(args) => reset_lockout::run(&args).map(|()| 0),
+        Command::GenerateMan(args) => man::run(&args).map(|()| 0),
     }
 }

@@ -4,144 +4,30 @@
 //! These tests must run as root: they enroll the system user `nobody`,
 //! which exercises the privilege drop for real.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nix::unistd::{geteuid, User};
-use serde_json::Value;
-use tempfile::TempDir;
+use common::*;
 use twofactor_core::backup::{self, BackupCheck};
-use twofactor_core::enrollment::{decode_base32_secret, Enrollment};
+use twofactor_core::enrollment::decode_base32_secret;
 
-const TARGET_USER: &str = "nobody";
-
-fn target_user() -> User {
-    User::from_name(TARGET_USER)
-        .expect("user database lookup")
-        .expect("the system user `nobody` exists")
+trait Enroll {
+    fn enroll(&self, extra: &[&str]) -> Output;
 }
 
-/// The privilege drop can only be exercised as root, which is how the test
-/// suite runs (tests/run-all.sh); elsewhere these tests fail rather than
-/// pass without having checked anything.
-fn require_root() {
-    assert!(
-        geteuid().is_root(),
-        "this test must run as root (tests/run-all.sh)"
-    );
-}
-
-/// A temporary directory laid out like a small system: a root-owned config
-/// (0644) and a per-user directory owned by `nobody`.
-struct Sandbox {
-    dir: TempDir,
-    config: PathBuf,
-}
-
-impl Sandbox {
-    /// `config_body` may use `{dir}` for the sandbox's path.
-    fn new(config_body: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // tempdir() is 0700; `nobody` must be able to reach its own directory.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let user = target_user();
-        let user_dir = dir.path().join(TARGET_USER);
-        fs::create_dir(&user_dir).unwrap();
-        std::os::unix::fs::chown(&user_dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-            .unwrap();
-        fs::set_permissions(&user_dir, fs::Permissions::from_mode(0o700)).unwrap();
-        let config = dir.path().join("pam_twofactor.toml");
-        let dir_text = dir.path().to_str().unwrap();
-        fs::write(&config, config_body.replace("{dir}", dir_text)).unwrap();
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-        Sandbox { dir, config }
-    }
-
-    fn with_user_path(file_below_user_dir: &str) -> Self {
-        Sandbox::new(&format!(
-            "enrollment_path = \"{{dir}}/%u/{file_below_user_dir}\"\n"
-        ))
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_twofactor"));
-        command
-            .arg("enroll")
-            .arg("--config")
-            .arg(&self.config)
-            .args(extra);
-        command
-    }
-
+impl Enroll for Sandbox {
     fn enroll(&self, extra: &[&str]) -> Output {
-        self.command(extra).output().unwrap()
+        self.run("enroll", extra)
     }
-}
-
-fn exit_code(output: &Output) -> i32 {
-    output
-        .status
-        .code()
-        .expect("exited, not killed by a signal")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// One line, `twofactor: `, nothing that looks like Rust's Debug output.
-fn assert_one_line_error(output: &Output) -> String {
-    let text = stderr(output);
-    assert_eq!(text.lines().count(), 1, "stderr: {text:?}");
-    assert!(text.starts_with("twofactor: "), "stderr: {text:?}");
-    assert!(
-        !text.contains("Os {") && !text.contains("kind:"),
-        "stderr: {text:?}"
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "stdout on error: {:?}",
-        output.stdout
-    );
-    text
-}
-
-fn json_of(output: &Output) -> Value {
-    assert_eq!(exit_code(output), 0, "stderr: {}", stderr(output));
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
-    assert_eq!(
-        stdout.trim_end().lines().count(),
-        1,
-        "one JSON line: {stdout}"
-    );
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn backup_codes_of(report: &Value) -> Vec<String> {
-    report["backup_codes"]
-        .as_array()
-        .expect("backup_codes is a list")
-        .iter()
-        .map(|code| code.as_str().expect("codes are strings").to_string())
-        .collect()
 }
 
 fn uri_secret(uri: &str) -> &str {
-    let start = uri.find("secret=").expect("URI has a secret") + "secret=".len();
-    let rest = &uri[start..];
-    &rest[..rest.find('&').unwrap_or(rest.len())]
-}
-
-fn read_enrollment(path: &Path) -> Enrollment {
-    Enrollment::parse(&fs::read_to_string(path).unwrap(), "test").unwrap()
+    uri_parameter(uri, "secret")
 }
 
 #[test]
@@ -224,12 +110,14 @@ fn root_enrolls_another_user_with_working_codes() {
 }
 
 #[test]
-fn text_output_without_flags() {
+fn text_output_non_interactive_with_a_scannable_qr_code() {
     require_root();
     let sandbox = Sandbox::with_user_path("enrollment.toml");
-    let output = sandbox.enroll(&["--user", TARGET_USER]);
+    let output = sandbox.enroll(&["--user", TARGET_USER, "--non-interactive"]);
     assert_eq!(exit_code(&output), 0, "stderr: {}", stderr(&output));
     let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("Scan this QR code"), "{text}");
+    assert_eq!(decode_terminal_drawing(&text), uri_on_screen(&text));
     assert!(text.contains("otpauth://totp/"), "{text}");
     let code_lines = text
         .lines()
@@ -310,7 +198,7 @@ fn a_user_enrolls_themselves_but_nobody_else() {
     let user = target_user();
     let as_user = |extra: &[&str]| {
         sandbox
-            .command(extra)
+            .command("enroll", extra)
             .uid(user.uid.as_raw())
             .gid(user.gid.as_raw())
             .output()
@@ -359,10 +247,22 @@ fn usage_errors_and_help() {
             .output()
             .unwrap()
     };
-    for bad in [&["enroll", "--bogus"][..], &[], &["enroll", "--user"]] {
+    for bad in [
+        &["enroll", "--bogus"][..],
+        &[],
+        &["enroll", "--user"],
+        &["enroll", "--json"],
+        &["enroll", "--non-interactive", "--qr-file", "/tmp/qr.jpg"],
+        &["enroll", "--qr", "sepia"],
+        &["disable"],
+        &["disable", "everything"],
+        &["reset-lockout"],
+        &["frobnicate"],
+    ] {
         let output = run(bad);
         assert_eq!(exit_code(&output), 1, "{bad:?}");
-        assert_one_line_error(&output);
+        let message = assert_one_line_error(&output);
+        assert!(message.contains("twofactor --help"), "{message}");
     }
     let help = run(&["enroll", "--help"]);
     assert_eq!(exit_code(&help), 0);
@@ -371,4 +271,44 @@ fn usage_errors_and_help() {
         text.contains("Examples:") && text.contains("--non-interactive"),
         "{text}"
     );
+    for command in [
+        "enroll",
+        "status",
+        "verify",
+        "backup-codes",
+        "disable",
+        "reset-lockout",
+    ] {
+        let help = run(&[command, "--help"]);
+        assert_eq!(exit_code(&help), 0, "{command}");
+        let text = String::from_utf8(help.stdout).unwrap();
+        assert!(text.contains("Examples:"), "{command}: {text}");
+        assert!(text.contains("Exit status:"), "{command}: {text}");
+    }
+    let top = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    assert!(
+        top.contains("reset-lockout") && top.contains("Examples:"),
+        "{top}"
+    );
+    assert!(!top.contains("generate-man"), "hidden command shown: {top}");
+}
+
+#[test]
+fn interactive_enrollment_without_a_terminal_is_refused() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    // setsid: no controlling terminal, whatever the test runner has.
+    let output = Command::new("setsid")
+        .args(["--wait", BIN, "enroll", "--user", TARGET_USER, "--config"])
+        .arg(&sandbox.config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(exit_code(&output), 1);
+    let message = assert_one_line_error(&output);
+    assert!(
+        message.contains("no terminal") && message.contains("--non-interactive"),
+        "{message}"
+    );
+    assert!(entries(&sandbox.path("nobody")).is_empty());
 }

@@ -1,0 +1,83 @@
+//! `twofactor reset-lockout --user NAME` (root only): forget the user's
+//! failed attempts in the root-owned login state, under the same per-user
+//! lock the module takes, so a concurrent login cannot lose the change.
+//! Replay protection and spent backup codes are kept.
+
+use nix::unistd::User;
+use serde::Serialize;
+
+use twofactor_core::state::StateStore;
+
+use crate::account;
+use crate::cli::ResetLockoutArgs;
+use crate::error::CliError;
+use crate::events::{self, Event};
+use crate::output;
+use crate::system_config;
+
+#[derive(Serialize)]
+struct ResetReport<'a> {
+    user: &'a str,
+    /// Failure records removed (0: there were none).
+    cleared_failures: usize,
+}
+
+/// Run `twofactor reset-lockout`.
+pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
+    account::require_root("reset a lockout")?;
+    let config = system_config::load(args.config.as_deref())?;
+    let user = match User::from_name(&args.user) {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(CliError::Refused(format!("unknown user {:?}", args.user))),
+        Err(err) => {
+            return Err(CliError::System(format!(
+                "cannot look up user {:?}: {}",
+                args.user,
+                err.desc()
+            )))
+        }
+    };
+    let store = StateStore::new(&config.state_dir);
+    let cleared = if store.state_path(&user.name).exists() {
+        let mut locked = store.lock(&user.name, 0, Some(user.gid.as_raw()))?;
+        let count = locked.state.failures.len();
+        if count > 0 {
+            locked.state.clear_failures();
+            locked.save()?;
+        }
+        count
+    } else {
+        0
+    };
+
+    if args.json {
+        output::print(&output::json_line(&ResetReport {
+            user: &user.name,
+            cleared_failures: cleared,
+        })?)?;
+    } else if cleared == 0 {
+        output::print(&format!(
+            "No failed attempts recorded for {}; nothing to reset.\n",
+            user.name
+        ))?;
+    } else {
+        output::print(&format!(
+            "Cleared {cleared} failed attempt{} of {}: codes and backup codes are accepted \
+             again.\n",
+            if cleared == 1 { "" } else { "s" },
+            user.name
+        ))?;
+    }
+    if cleared > 0 {
+        let caller = account::caller_name();
+        let event = Event {
+            name: "lockout-reset",
+            user: &user.name,
+            by: &caller,
+            details: format!("cleared_failures={cleared}"),
+            notify: false,
+        };
+        events::announce(&config, &event);
+    }
+    Ok(())
+}

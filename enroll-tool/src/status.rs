@@ -1,0 +1,598 @@
+//! `twofactor status`: what is enrolled, backup codes left, the last
+//! successful second factor, recent failures, and lockouts.
+//!
+//! It reports problems (no enrollment, an enrollment the module would
+//! refuse, a login state that cannot be read) as part of the status rather
+//! than failing: finding out what is wrong is what it is for.
+//!
+//! The JSON keeps one key per method under `methods`, so FIDO2 security
+//! keys can be added as `methods.security_keys` without changing the rest.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use twofactor_core::config::{Config, UnenrolledPolicy};
+use twofactor_core::enrollment::Enrollment;
+use twofactor_core::ratelimit::locked_until;
+use twofactor_core::state::{FailureKind, LoginState, StateStore};
+use twofactor_core::verify::remaining_backup_codes;
+
+use crate::account::{self, Account};
+use crate::cli::StatusArgs;
+use crate::enrollment_file;
+use crate::error::CliError;
+use crate::login_state::StateView;
+use crate::output;
+use crate::system_config;
+use crate::timefmt;
+
+/// Failures older than this are not "recent".
+const RECENT_SECONDS: u64 = 7 * 24 * 60 * 60;
+/// Failures listed in the text output (JSON has them all).
+const FAILURES_SHOWN: usize = 5;
+/// At or below this many backup codes left, suggest new ones.
+const FEW_BACKUP_CODES: usize = 3;
+
+/// Run `twofactor status`.
+pub fn run(args: &StatusArgs) -> Result<(), CliError> {
+    let config = system_config::load(args.target.config.as_deref())?;
+    let account = account::resolve_target(args.target.user.as_deref())?;
+    let path = enrollment_file::path_of(&config, &account)?;
+    let now = output::now()?;
+    // Before the switch to the user: root sees the state even where an older
+    // install left it readable only by root.
+    let state = StateView::read(&config, &account.name);
+
+    account::become_user(&account)?;
+    let enrollment = enrollment_file::load(&path, &account);
+
+    let report = Report::build(
+        &config,
+        &account,
+        &path,
+        enrollment.map_err(|err| err.to_string()),
+        &state,
+        now,
+    );
+    if args.json {
+        output::print(&output::json_line(&report)?)
+    } else {
+        output::print(&report.text(&config, now))
+    }
+}
+
+/// Everything `status` reports; serialized as the JSON output.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    user: String,
+    uid: u32,
+    enrollment: EnrollmentReport,
+    methods: Methods,
+    state: StateReport,
+    last_success: Option<Success>,
+    recent_failures: Vec<Failure>,
+    lockout: Option<Lockout>,
+}
+
+#[derive(Debug, Serialize)]
+struct EnrollmentReport {
+    path: String,
+    /// "enrolled", "not-enrolled" or "unusable".
+    status: &'static str,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Methods {
+    totp: TotpReport,
+    backup_codes: BackupCodesReport,
+}
+
+#[derive(Debug, Serialize)]
+struct TotpReport {
+    enrolled: bool,
+    algorithm: Option<&'static str>,
+    digits: Option<u8>,
+    period: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct BackupCodesReport {
+    enrolled: bool,
+    total: usize,
+    /// Unknown (null) when the login state cannot be read.
+    remaining: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct StateReport {
+    path: String,
+    readable: bool,
+    /// False when no login was recorded yet (no state file).
+    recorded: bool,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Success {
+    time: u64,
+    time_utc: String,
+    method: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Failure {
+    time: u64,
+    time_utc: String,
+    kind: &'static str,
+    host: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Lockout {
+    /// Failures are counted per remote host (`rate_limit_by_host`); `codes`
+    /// and `backup_codes` then describe logins without a remote host, and
+    /// `hosts` the remote hosts that are locked out.
+    by_host: bool,
+    codes: Lock,
+    backup_codes: Lock,
+    hosts: Vec<HostLock>,
+}
+
+#[derive(Debug, Serialize)]
+struct Lock {
+    locked: bool,
+    until: Option<u64>,
+    until_utc: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostLock {
+    host: String,
+    kind: &'static str,
+    until: u64,
+    until_utc: String,
+}
+
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Code => "code",
+        FailureKind::BackupCode => "backup-code",
+    }
+}
+
+fn lock(until: Option<u64>) -> Lock {
+    Lock {
+        locked: until.is_some(),
+        until,
+        until_utc: until.map(timefmt::rfc3339),
+    }
+}
+
+fn lockout(config: &Config, state: &LoginState, now: u64) -> Lockout {
+    let limits = config.limits();
+    let mut hosts = Vec::new();
+    if limits.by_host {
+        let mut seen: Vec<&str> = Vec::new();
+        for failure in &state.failures {
+            if let Some(host) = failure.host.as_deref() {
+                if !seen.contains(&host) {
+                    seen.push(host);
+                }
+            }
+        }
+        for host in seen {
+            for kind in [FailureKind::Code, FailureKind::BackupCode] {
+                if let Some(until) = locked_until(state, &limits, kind, Some(host), now) {
+                    hosts.push(HostLock {
+                        host: host.to_string(),
+                        kind: kind_name(kind),
+                        until,
+                        until_utc: timefmt::rfc3339(until),
+                    });
+                }
+            }
+        }
+    }
+    Lockout {
+        by_host: limits.by_host,
+        codes: lock(locked_until(state, &limits, FailureKind::Code, None, now)),
+        backup_codes: lock(locked_until(
+            state,
+            &limits,
+            FailureKind::BackupCode,
+            None,
+            now,
+        )),
+        hosts,
+    }
+}
+
+impl Report {
+    fn build(
+        config: &Config,
+        account: &Account,
+        path: &Path,
+        enrollment: Result<Option<Enrollment>, String>,
+        state_view: &StateView,
+        now: u64,
+    ) -> Report {
+        let (status, error, enrollment) = match enrollment {
+            Ok(Some(enrollment)) if enrollment.has_any_method() => {
+                ("enrolled", None, Some(enrollment))
+            }
+            Ok(_) => ("not-enrolled", None, None),
+            Err(why) => ("unusable", Some(why), None),
+        };
+        let state = state_view.state();
+        let totp = enrollment.as_ref().and_then(|e| e.totp.as_ref());
+        let codes_total = enrollment.as_ref().map_or(0, |e| e.backup_codes.len());
+        let remaining = match (&enrollment, &state) {
+            (Some(enrollment), Some(state)) => Some(remaining_backup_codes(enrollment, state)),
+            (None, _) => Some(0),
+            (Some(_), None) => None,
+        };
+        let mut recent_failures: Vec<Failure> = state
+            .iter()
+            .flat_map(|s| s.failures.iter())
+            .filter(|f| f.time <= now && now - f.time < RECENT_SECONDS)
+            .map(|f| Failure {
+                time: f.time,
+                time_utc: timefmt::rfc3339(f.time),
+                kind: kind_name(f.kind),
+                host: f.host.clone(),
+            })
+            .collect();
+        recent_failures.sort_by_key(|f| std::cmp::Reverse(f.time));
+        let store = StateStore::new(&config.state_dir);
+        Report {
+            user: account.name.clone(),
+            uid: account.uid.as_raw(),
+            enrollment: EnrollmentReport {
+                path: path.to_string_lossy().into_owned(),
+                status,
+                error,
+            },
+            methods: Methods {
+                totp: TotpReport {
+                    enrolled: totp.is_some(),
+                    algorithm: totp.map(|t| t.algorithm.name()),
+                    digits: totp.map(|t| t.digits),
+                    period: totp.map(|t| t.period),
+                },
+                backup_codes: BackupCodesReport {
+                    enrolled: codes_total > 0,
+                    total: codes_total,
+                    remaining,
+                },
+            },
+            state: StateReport {
+                path: store
+                    .state_path(&account.name)
+                    .to_string_lossy()
+                    .into_owned(),
+                readable: state.is_some(),
+                recorded: matches!(state_view, StateView::Read(_)),
+                error: state_view.problem().map(str::to_string),
+            },
+            last_success: state.as_ref().and_then(|s| {
+                s.last_success.map(|time| Success {
+                    time,
+                    time_utc: timefmt::rfc3339(time),
+                    method: s.last_success_method.map(|m| m.name()),
+                })
+            }),
+            recent_failures,
+            lockout: state.as_ref().map(|s| lockout(config, s, now)),
+        }
+    }
+
+    fn text(&self, config: &Config, now: u64) -> String {
+        let mut out = format!("Two-factor login for {} (uid {})\n", self.user, self.uid);
+        let mut row = |label: &str, value: &str| {
+            let mut lines = value.lines();
+            out.push_str(&format!(
+                "  {label:<14}{}\n",
+                lines.next().unwrap_or_default()
+            ));
+            for more in lines {
+                out.push_str(&format!("  {:<14}{more}\n", ""));
+            }
+        };
+        let enrolled = self.enrollment.status == "enrolled";
+        match self.enrollment.status {
+            "enrolled" => row("Enrollment", &self.enrollment.path),
+            "unusable" => row(
+                "Enrollment",
+                &format!(
+                    "UNUSABLE: {}\nLogins through pam_twofactor fail until this is fixed \
+                     ('twofactor enroll --force' starts over).",
+                    self.enrollment
+                        .error
+                        .as_deref()
+                        .unwrap_or("unknown problem")
+                ),
+            ),
+            _ => {
+                let consequence = match config.unenrolled {
+                    UnenrolledPolicy::Fail => {
+                        "This system requires a second factor: logins through \
+                         pam_twofactor are refused until you enroll."
+                    }
+                    UnenrolledPolicy::Ignore => {
+                        "Logins do not ask for a second factor until you enroll."
+                    }
+                };
+                row(
+                    "Enrollment",
+                    &format!(
+                        "none ({} does not exist): run 'twofactor enroll'.\n{consequence}",
+                        self.enrollment.path
+                    ),
+                );
+            }
+        }
+        if enrolled {
+            let totp = &self.methods.totp;
+            match (totp.algorithm, totp.digits, totp.period) {
+                (Some(algorithm), Some(digits), Some(period)) => row(
+                    "TOTP",
+                    &format!("enrolled ({algorithm}, {digits} digits, every {period} seconds)"),
+                ),
+                _ => row("TOTP", "not enrolled"),
+            }
+            let codes = &self.methods.backup_codes;
+            let codes_text = match (codes.total, codes.remaining) {
+                (0, _) => "none".to_string(),
+                (total, Some(remaining)) if remaining <= FEW_BACKUP_CODES => format!(
+                    "{remaining} of {total} left: make new ones with 'twofactor backup-codes'"
+                ),
+                (total, Some(remaining)) => format!("{remaining} of {total} left"),
+                (total, None) => format!(
+                    "{total} stored (how many are used is in the login state, which \
+                     cannot be read)"
+                ),
+            };
+            row("Backup codes", &codes_text);
+        }
+        if let Some(why) = &self.state.error {
+            row(
+                "Login state",
+                &format!("cannot be read: {why}.\nLast login, failures and lockouts are unknown."),
+            );
+            return out;
+        }
+        match &self.last_success {
+            Some(success) => {
+                let method = match success.method {
+                    Some("totp") => ", with a TOTP code",
+                    Some("backup-code") => ", with a backup code",
+                    _ => "",
+                };
+                row(
+                    "Last login",
+                    &format!("{}{method}", timefmt::utc_and_relative(success.time, now)),
+                );
+            }
+            None => row("Last login", "none recorded yet"),
+        }
+        if self.recent_failures.is_empty() {
+            row("Failures", "none in the last 7 days");
+        } else {
+            let mut text = format!(
+                "{} in the last 7 days{}",
+                self.recent_failures.len(),
+                if self.recent_failures.len() > FAILURES_SHOWN {
+                    format!(", the latest {FAILURES_SHOWN}:")
+                } else {
+                    ":".to_string()
+                }
+            );
+            for failure in self.recent_failures.iter().take(FAILURES_SHOWN) {
+                let what = if failure.kind == "backup-code" {
+                    "wrong backup code"
+                } else {
+                    "wrong code"
+                };
+                let from = failure
+                    .host
+                    .as_deref()
+                    .map(|h| format!(" from {h}"))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "\n{}: {what}{from}",
+                    timefmt::utc_and_relative(failure.time, now)
+                ));
+            }
+            row("Failures", &text);
+        }
+        if let Some(lockout) = &self.lockout {
+            row("Lockout", &lockout_text(lockout, config, now));
+        }
+        out
+    }
+}
+
+fn lockout_text(lockout: &Lockout, config: &Config, now: u64) -> String {
+    let mut lines = Vec::new();
+    let describe = |what: &str, lock: &Lock, limit: u32, window: u64| {
+        lock.until.map(|until| {
+            format!(
+                "{what} locked until {} after {limit} failures within {} minutes",
+                timefmt::utc_and_relative(until, now),
+                window / 60
+            )
+        })
+    };
+    let scope = if lockout.by_host {
+        " (logins without a remote host)"
+    } else {
+        ""
+    };
+    if let Some(line) = describe(
+        &format!("codes{scope}"),
+        &lockout.codes,
+        config.max_code_failures,
+        config.code_failure_window,
+    ) {
+        lines.push(line);
+    }
+    if let Some(line) = describe(
+        &format!("backup codes{scope}"),
+        &lockout.backup_codes,
+        config.max_backup_code_failures,
+        config.backup_code_failure_window,
+    ) {
+        lines.push(line);
+    }
+    for host in &lockout.hosts {
+        let what = if host.kind == "backup-code" {
+            "backup codes"
+        } else {
+            "codes"
+        };
+        lines.push(format!(
+            "{what} from {} locked until {}",
+            host.host,
+            timefmt::utc_and_relative(host.until, now)
+        ));
+    }
+    if lines.is_empty() {
+        lines.push("none".into());
+    } else {
+        lines.push("An administrator can lift it: twofactor reset-lockout --user NAME".into());
+    }
+    if lockout.by_host {
+        lines.push("(failures are counted per remote host: rate_limit_by_host)".into());
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twofactor_core::state::Method;
+
+    fn account() -> Account {
+        Account {
+            name: "alice".into(),
+            uid: nix::unistd::Uid::from_raw(1000),
+            gid: nix::unistd::Gid::from_raw(1000),
+            home: "/home/alice".into(),
+        }
+    }
+
+    fn enrollment() -> Enrollment {
+        let codes = twofactor_core::backup::generate(4);
+        Enrollment {
+            totp: Some(twofactor_core::totp::TotpParams {
+                secret: twofactor_core::secret::SecretBytes::new(vec![7; 20]),
+                algorithm: twofactor_core::totp::Algorithm::SHA1,
+                digits: 6,
+                period: 30,
+            }),
+            backup_codes: codes.into_iter().map(|c| c.stored).collect(),
+        }
+    }
+
+    #[test]
+    fn locked_state_is_reported_with_its_end() {
+        let config = Config::default();
+        let e = enrollment();
+        let mut state = LoginState::default();
+        state
+            .spent_backup_codes
+            .push(e.backup_codes[0].salt.clone());
+        state.record_success(Method::BackupCode, 1_000);
+        for t in 0..5 {
+            state.record_failure(FailureKind::Code, Some("192.0.2.7"), 2_000 + t);
+        }
+        let report = Report::build(
+            &config,
+            &account(),
+            Path::new("/home/alice/e.toml"),
+            Ok(Some(e)),
+            &StateView::Read(state),
+            2_100,
+        );
+        assert_eq!(report.methods.backup_codes.remaining, Some(3));
+        let lockout = report.lockout.as_ref().unwrap();
+        assert_eq!(lockout.codes.until, Some(2_000 + 900));
+        assert!(!lockout.backup_codes.locked);
+        assert_eq!(report.recent_failures.len(), 5);
+        assert_eq!(report.recent_failures[0].time, 2_004);
+        let text = report.text(&config, 2_100);
+        assert!(
+            text.contains("codes locked until 1970-01-01 00:48:20 UTC (in 14 minutes)"),
+            "{text}"
+        );
+        assert!(text.contains("3 of 4 left: make new ones"), "{text}");
+        assert!(text.contains("with a backup code"), "{text}");
+        assert!(text.contains("from 192.0.2.7"), "{text}");
+    }
+
+    #[test]
+    fn per_host_locks_are_listed() {
+        let config = Config {
+            rate_limit_by_host: true,
+            ..Config::default()
+        };
+        let mut state = LoginState::default();
+        for t in 0..5 {
+            state.record_failure(FailureKind::Code, Some("198.51.100.1"), 100 + t);
+        }
+        let report = Report::build(
+            &config,
+            &account(),
+            Path::new("/e"),
+            Ok(Some(enrollment())),
+            &StateView::Read(state),
+            200,
+        );
+        let lockout = report.lockout.as_ref().unwrap();
+        assert!(!lockout.codes.locked);
+        assert_eq!(lockout.hosts.len(), 1);
+        assert_eq!(lockout.hosts[0].host, "198.51.100.1");
+        let text = report.text(&config, 200);
+        assert!(
+            text.contains("codes from 198.51.100.1 locked until"),
+            "{text}"
+        );
+        assert!(text.contains("rate_limit_by_host"), "{text}");
+    }
+
+    #[test]
+    fn unreadable_state_and_missing_enrollment_are_explained() {
+        let config = Config::default();
+        let report = Report::build(
+            &config,
+            &account(),
+            Path::new("/e"),
+            Ok(Some(enrollment())),
+            &StateView::Unreadable("the state directory is not accessible".into()),
+            200,
+        );
+        assert_eq!(report.methods.backup_codes.remaining, None);
+        assert!(report.lockout.is_none());
+        let text = report.text(&config, 200);
+        assert!(
+            text.contains("cannot be read: the state directory"),
+            "{text}"
+        );
+        assert!(text.contains("4 stored"), "{text}");
+
+        let report = Report::build(
+            &config,
+            &account(),
+            Path::new("/e"),
+            Ok(None),
+            &StateView::Empty,
+            200,
+        );
+        let text = report.text(&config, 200);
+        assert!(text.contains("none (/e does not exist)"), "{text}");
+        assert!(text.contains("refused until you enroll"), "{text}");
+        assert!(text.contains("Lockout       none"), "{text}");
+    }
+}
