@@ -125,6 +125,12 @@ pub fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
     let Some(parent) = path.parent() else {
         return Ok(());
     };
+    // "file.toml" has the parent "", which is the current directory.
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
     let meta = fs::metadata(parent).map_err(|e| io_problem(&e))?;
     if meta.uid() != 0 && meta.uid() != owner {
         return Err(FileProblem::UnsafeParent(format!(

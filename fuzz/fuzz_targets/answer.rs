@@ -1,5 +1,5 @@
 #![no_main]
-//! Fuzz target: see twofactor_fuzz_targets::answer (shared with the corpus replay test).
+//! Fuzz target: pam_twofactor::fuzzing::answer, also replayed over the corpus by the test suite.
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     pam_twofactor::fuzzing::answer(data);

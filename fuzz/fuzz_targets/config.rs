@@ -1,5 +1,5 @@
 #![no_main]
-//! Fuzz target: see twofactor_fuzz_targets::config (shared with the corpus replay test).
+//! Fuzz target: pam_twofactor::fuzzing::config, also replayed over the corpus by the test suite.
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     pam_twofactor::fuzzing::config(data);

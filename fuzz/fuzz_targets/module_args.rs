@@ -1,5 +1,5 @@
 #![no_main]
-//! Fuzz target: see twofactor_fuzz_targets::module_args (shared with the corpus replay test).
+//! Fuzz target: pam_twofactor::fuzzing::module_args, also replayed over the corpus by the test suite.
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     pam_twofactor::fuzzing::module_args(data);

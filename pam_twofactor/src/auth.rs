@@ -11,16 +11,20 @@ use twofactor_core::config::{
 };
 use twofactor_core::enrollment::{expand_path, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
-use twofactor_core::ratelimit;
 use twofactor_core::secret::SecretString;
 use twofactor_core::state::{FailureKind, StateStore};
 use twofactor_core::verify::{self, Verdict};
 use twofactor_core::Error;
+use twofactor_core::{notify, ratelimit};
 
 use crate::args::{ModuleArgs, PassMode};
 use crate::log::{sanitize, AuditLog, Severity};
 use crate::session::{PamCode, Session};
 use crate::system::{Account, System};
+
+/// How long a login waits for the notify_command (a lockout or a backup code
+/// used): short, since the user is waiting.
+const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a login ended; [`decide_code`] maps it to the PAM return value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,6 +358,27 @@ impl Login<'_> {
         }
     }
 
+    /// Run the administrator's notify_command, after the state is saved and
+    /// outside its lock, for at most NOTIFY_TIMEOUT; a failure is logged and
+    /// changes nothing about the login.
+    fn notify(&mut self, config: &Config, event: &str, user: &str, context: &LogContext) {
+        if config.notify_command.is_empty() {
+            return;
+        }
+        if let Err(why) =
+            notify::run_notify_command(&config.notify_command, event, user, NOTIFY_TIMEOUT)
+        {
+            self.log.record(
+                Severity::Warning,
+                &format!(
+                    "notify_command for {event} failed: {}: {}",
+                    sanitize(&why),
+                    context.fields
+                ),
+            );
+        }
+    }
+
     /// An error message to the user, unless the application asked for silence.
     fn tell(&self, session: &mut dyn Session, text: &str) {
         if !self.silent {
@@ -529,6 +554,20 @@ impl Login<'_> {
                     context.fields
                 ),
             );
+            self.tell(
+                session,
+                &format!(
+                    "Too many failed attempts: {} locked until {}.",
+                    kind_name(kind),
+                    format_utc(until)
+                ),
+            );
+            self.notify(
+                config,
+                notify::EVENT_LOCKOUT_STARTED,
+                &account.name,
+                context,
+            );
         }
         let Some(method) = checked.verdict.method() else {
             if count_failure {
@@ -565,6 +604,14 @@ impl Login<'_> {
                 method.name()
             ),
         );
+        if matches!(checked.verdict, Verdict::BackupCode { .. }) {
+            self.notify(
+                config,
+                notify::EVENT_BACKUP_CODE_USED,
+                &account.name,
+                context,
+            );
+        }
         if matches!(checked.verdict, Verdict::BackupCode { .. }) && !self.silent {
             let remaining = checked.remaining_backup_codes;
             let mut message = format!(

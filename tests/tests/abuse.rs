@@ -801,6 +801,65 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
+    let events = ns.scratch.join("notify-events");
+    let script = ns.scratch.join("notify.sh");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", events.display()),
+    )?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+    let notifying = stack(
+        ns,
+        "notify",
+        "",
+        &format!("notify_command = [\"{}\"]", script.display()),
+    );
+    let u = user(20);
+    let enrolled = Enrolled::standard();
+    notifying.enroll(&u, &enrolled);
+    check(
+        login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None).code
+            == code::SUCCESS,
+        "backup",
+    )?;
+    let wrong = wrong_code(&enrolled, NOW);
+    for i in 0..5 {
+        login_from(&notifying, &u.name, &[&wrong], NOW + 1 + i, None);
+    }
+    let recorded = fs::read_to_string(&events)?;
+    check(
+        recorded == format!("backup-code-used {0}\nlockout-started {0}\n", u.name),
+        format!("events: {recorded:?}"),
+    )?;
+
+    // A command that hangs delays the login by the bound only, and the
+    // login still succeeds.
+    let hanging = ns.scratch.join("notify-hangs.sh");
+    fs::write(&hanging, "#!/bin/sh\nsleep 30\n")?;
+    fs::set_permissions(&hanging, fs::Permissions::from_mode(0o755))?;
+    let slow = stack(
+        ns,
+        "notify-slow",
+        "",
+        &format!("notify_command = [\"{}\"]", hanging.display()),
+    );
+    let v = user(21);
+    slow.enroll(&v, &enrolled);
+    let started = std::time::Instant::now();
+    let result = login_from(&slow, &v.name, &[&enrolled.backup_codes[1]], NOW, None);
+    let took = started.elapsed();
+    check(
+        result.code == code::SUCCESS,
+        format!("slow notify: {}", result.code),
+    )?;
+    check(
+        took < Duration::from_secs(10),
+        format!("slow notify held the login {took:?}"),
+    )?;
+    assert_logged(&slow, "notify_command for backup-code-used failed")
+}
+
 fn main() {
     if std::env::var_os("TWOFACTOR_LOGIN_LOOP").is_some() {
         login_loop();
@@ -825,6 +884,10 @@ fn main() {
         ),
         ("disk_full_fails_closed", disk_full_fails_closed),
         ("odd_homes", odd_homes),
+        (
+            "notify_command_is_run_and_bounded",
+            notify_command_is_run_and_bounded,
+        ),
     ];
     let trials = tests
         .into_iter()
