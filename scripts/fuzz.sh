@@ -25,11 +25,16 @@ for target in config module_args enrollment state answer; do
     runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
     files=$(find "fuzz/corpus/$target" -type f | wc -l)
     rm -f "$log"
-    summary+=("$target: $runs executions in ${seconds} s, corpus $files files, exit $status")
+    summary+=("$target: $runs executions in ${seconds} s, exit $status")
     if [ "$status" -ne 0 ]; then
         printf '%s\n' "${summary[@]}"
         echo "fuzz target $target failed: see fuzz/artifacts/$target/" >&2
         exit 1
     fi
+done
+# Keep only inputs that add coverage, so the committed corpora stay small.
+for target in config module_args enrollment state answer; do
+    cargo fuzz cmin --fuzz-dir fuzz "$target" "fuzz/corpus/$target" >/dev/null 2>&1
+    summary+=("$target corpus after minimisation: $(find "fuzz/corpus/$target" -type f | wc -l) files")
 done
 printf '%s\n' "${summary[@]}"
