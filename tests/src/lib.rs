@@ -5,6 +5,7 @@
 //! Every test binary calls [`namespace::enter`] first, while it is still
 //! single-threaded; nothing on the host (`/etc`, `/dev`) is changed.
 
+pub mod checks;
 pub mod fixtures;
 pub mod namespace;
 pub mod pam_client;

@@ -14,6 +14,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rand::Rng;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::state::LoginState;
+use twofactor_integration_tests::checks::{assert_logged, check};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
@@ -26,27 +27,8 @@ const CONCURRENT_LOGINS: usize = 100;
 
 type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
-fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
-
 fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
     Stack::new(ns, service, &test_clock_module(), args, extra_config)
-}
-
-fn assert_logged(stack: &Stack, needle: &str) -> Result<(), Failed> {
-    check(
-        stack.wait_for_log(|l| l.contains(needle)),
-        format!(
-            "no log line of {} contains {needle:?}; lines: {:#?}",
-            stack.service,
-            stack.log_lines()
-        ),
-    )
 }
 
 fn login_from(

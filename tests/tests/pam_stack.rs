@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use twofactor_core::totp::Algorithm;
+use twofactor_integration_tests::checks::{assert_logged, assert_not_logged, check};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, Shown};
@@ -17,35 +18,8 @@ const NOW: u64 = 1_800_000_000;
 
 type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
-fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
-
 fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
     Stack::new(ns, service, &test_clock_module(), args, extra_config)
-}
-
-fn assert_logged(stack: &Stack, needle: &str) -> Result<(), Failed> {
-    check(
-        stack.wait_for_log(|l| l.contains(needle)),
-        format!(
-            "no log line of {} contains {needle:?}; lines: {:#?}",
-            stack.service,
-            stack.log_lines()
-        ),
-    )
-}
-
-fn assert_not_logged(_stack: &Stack, secret: &str) -> Result<(), Failed> {
-    let lines = twofactor_integration_tests::syslog_capture::all();
-    check(
-        !lines.iter().any(|l| l.contains(secret)),
-        format!("a log line contains a secret ({secret:?})"),
-    )
 }
 
 fn correct_code_succeeds(ns: &TestNamespace) -> Result<(), Failed> {
@@ -68,7 +42,7 @@ fn correct_code_succeeds(ns: &TestNamespace) -> Result<(), Failed> {
         &format!("second factor accepted: user={} ", alice.name),
     )?;
     assert_logged(&stack, "method=totp")?;
-    assert_not_logged(&stack, &code_now)?;
+    assert_not_logged(&code_now)?;
     // The state directory was created root-owned, passable but not listable;
     // the user's state file is root's, readable by the user's group only.
     let meta = fs::metadata(&stack.state_dir)?;
@@ -267,7 +241,7 @@ fn backup_code_works_once(ns: &TestNamespace) -> Result<(), Failed> {
         )),
         format!("messages {:?}", third.shown),
     )?;
-    assert_not_logged(&stack, backup)
+    assert_not_logged(backup)
 }
 
 fn silent_flag_suppresses_messages(ns: &TestNamespace) -> Result<(), Failed> {
@@ -514,7 +488,7 @@ fn hostile_enrollment_files_fail_closed(ns: &TestNamespace) -> Result<(), Failed
             ),
         )?;
     }
-    assert_not_logged(&stack, &enrolled.code_at(NOW))
+    assert_not_logged(&enrolled.code_at(NOW))
 }
 
 /// The module followed by pam_unix with use_first_pass: the login succeeds
@@ -666,7 +640,7 @@ fn password_stacking(ns: &TestNamespace) -> Result<(), Failed> {
             result.prompts()
         ),
     )?;
-    assert_not_logged(&try_first, PASSWORD)
+    assert_not_logged(PASSWORD)
 }
 
 fn bad_configuration_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
