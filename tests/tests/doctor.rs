@@ -1,0 +1,610 @@
+//! `twofactor doctor` against good and broken setups: PAM stacks in a
+//! scratch directory (and, in one case, bind-mounted over the real
+//! /etc/pam.d/sshd and /etc/ssh/sshd_config), sshd's effective
+//! configuration from the real `sshd -T`, and enrollments written for test
+//! accounts. Where doctor says a stack would or would not let a user in,
+//! the same stack is tried through the real libpam (pam_start_confdir), so
+//! its verdicts are checked against what libpam does.
+
+use std::fs;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+use twofactor_integration_tests::fixtures::Enrolled;
+use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
+use twofactor_integration_tests::pam_client::{self, code, Attempt};
+use twofactor_integration_tests::sshd::generate_key;
+use twofactor_integration_tests::users::{user, TestUser, PASSWORD};
+use twofactor_integration_tests::{production_module, twofactor_binary};
+
+type Test = fn(&TestNamespace) -> Result<(), Failed>;
+
+fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+const GOOD_SSHD: &str = "UsePAM yes\nKbdInteractiveAuthentication yes\n\
+    PasswordAuthentication no\nPubkeyAuthentication yes\n\
+    AuthenticationMethods publickey,keyboard-interactive\n";
+
+/// One setup: a pam.d directory, a configuration, sshd_config, an account.
+struct Setup {
+    dir: PathBuf,
+    pam_dir: PathBuf,
+    config: PathBuf,
+    sshd_config: PathBuf,
+    module: PathBuf,
+    account: TestUser,
+}
+
+fn write(path: &Path, contents: &str, mode: u32) -> Result<(), Failed> {
+    fs::write(path, contents)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+impl Setup {
+    /// A good setup: Debian's common-auth shape with the module after the
+    /// password block, sshd including it, key then code over SSH, and
+    /// `index`'s account enrolled.
+    fn good(ns: &TestNamespace, name: &str, index: u32) -> Result<(Setup, Enrolled), Failed> {
+        let dir = ns.scratch.join(format!("doctor-{name}"));
+        let pam_dir = dir.join("pam.d");
+        fs::create_dir_all(&pam_dir)?;
+        fs::create_dir_all(dir.join("enroll"))?;
+        for d in [&dir, &pam_dir, &dir.join("enroll")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
+        }
+        let setup = Setup {
+            pam_dir,
+            config: dir.join("pam_twofactor.toml"),
+            sshd_config: dir.join("sshd_config"),
+            module: production_module(),
+            account: user(index),
+            dir,
+        };
+        write(
+            &setup.config,
+            &format!(
+                "enrollment_path = \"{}/%u/enrollment.toml\"\nstate_dir = \"{}\"\n",
+                setup.dir.join("enroll").display(),
+                setup.dir.join("state").display()
+            ),
+            0o644,
+        )?;
+        setup.write_common_auth("requisite", "")?;
+        setup.write_sshd_stack("")?;
+        write(&setup.pam_dir.join("other"), "", 0o644)?;
+        fs::create_dir_all("/run/sshd")?;
+        let host_key = setup.dir.join("ssh_host_ed25519_key");
+        generate_key(&host_key)?;
+        setup.write_sshd(GOOD_SSHD)?;
+        let enrolled = setup.enroll()?;
+        Ok((setup, enrolled))
+    }
+
+    /// The sshd service: common-auth (by absolute path: libpam resolves a
+    /// relative @include in /etc/pam.d even under pam_start_confdir), then
+    /// `auth_lines`.
+    fn write_sshd_stack(&self, auth_lines: &str) -> Result<(), Failed> {
+        write(
+            &self.pam_dir.join("sshd"),
+            &format!(
+                "@include {}\n{auth_lines}account required pam_unix.so\n",
+                self.pam_dir.join("common-auth").display()
+            ),
+            0o644,
+        )
+    }
+
+    fn module_line(&self, control: &str, extra: &str) -> String {
+        format!(
+            "auth {control} {} config={} {extra}",
+            self.module.display(),
+            self.config.display()
+        )
+    }
+
+    fn write_common_auth(&self, control: &str, extra: &str) -> Result<(), Failed> {
+        write(
+            &self.pam_dir.join("common-auth"),
+            &format!(
+                "auth [success=1 default=ignore] pam_unix.so nullok nodelay\n\
+                 auth requisite pam_deny.so\nauth required pam_permit.so\n{}\n",
+                self.module_line(control, extra)
+            ),
+            0o644,
+        )
+    }
+
+    fn write_sshd(&self, settings: &str) -> Result<(), Failed> {
+        write(
+            &self.sshd_config,
+            &format!(
+                "HostKey {}\n{settings}",
+                self.dir.join("ssh_host_ed25519_key").display()
+            ),
+            0o644,
+        )
+    }
+
+    fn enroll(&self) -> Result<Enrolled, Failed> {
+        let enrolled = Enrolled::standard();
+        let dir = self.dir.join("enroll").join(&self.account.name);
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("enrollment.toml");
+        fs::write(&path, enrolled.enrollment.to_toml())?;
+        for (p, mode) in [(&dir, 0o700), (&path, 0o600)] {
+            chown(p, Some(self.account.uid), Some(self.account.uid))?;
+            fs::set_permissions(p, fs::Permissions::from_mode(mode))?;
+        }
+        Ok(enrolled)
+    }
+
+    fn doctor(&self, extra: &[&str]) -> Output {
+        Command::new(twofactor_binary())
+            .arg("doctor")
+            .arg("--pam-dir")
+            .arg(&self.pam_dir)
+            .arg("--sshd-config")
+            .arg(&self.sshd_config)
+            .args(["--user", &self.account.name])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run twofactor doctor")
+    }
+
+    /// Log in through the setup's sshd stack with libpam: password, code.
+    fn login(&self, code_text: &str) -> i32 {
+        pam_client::authenticate(
+            &self.pam_dir,
+            "sshd",
+            &self.account.name,
+            &Attempt {
+                answers: vec![PASSWORD.to_string(), code_text.to_string()],
+                ..Attempt::default()
+            },
+        )
+        .code
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn shown(output: &Output) -> String {
+    format!(
+        "exit {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The PROBLEM lines of a text report.
+fn problems(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("PROBLEM "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// doctor finds exactly one problem, containing `needle`, with a fix.
+fn expect_problem(output: &Output, needle: &str) -> Result<(), Failed> {
+    let found = problems(output);
+    check(
+        output.status.code() == Some(1)
+            && found.len() == 1
+            && found[0].contains(needle)
+            && found[0].contains(". Fix: "),
+        || format!("expected one problem with {needle:?}:\n{}", shown(output)),
+    )
+}
+
+fn good_setup_passes_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, enrolled) = Setup::good(ns, "good", 0)?;
+    let output = setup.doctor(&[]);
+    check(
+        output.status.success()
+            && problems(&output).is_empty()
+            && String::from_utf8_lossy(&output.stdout).contains("No problems found."),
+        || shown(&output),
+    )?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "is a x86-64 PAM module (pam_sm_authenticate, pam_sm_setcred)",
+        "parses and is root's",
+        "sshd runs the PAM stack for tf-user0 through keyboard-interactive",
+        "tf-user0 is enrolled for sshd: TOTP (6 digits), 10 backup codes left",
+    ] {
+        check(text.contains(needle), || {
+            format!("no {needle:?} in:\n{text}")
+        })?;
+    }
+    // JSON: the same findings, problems counted.
+    let output = setup.doctor(&["--json"]);
+    let report: Value = serde_json::from_slice(&output.stdout)?;
+    check(
+        report["problems"] == 0
+            && report["user"] == "tf-user0"
+            && report["findings"]
+                .as_array()
+                .is_some_and(|f| f.iter().all(|f| f["level"] != "problem")),
+        || format!("{report}"),
+    )?;
+    // And libpam agrees: password and code log in.
+    let result = setup.login(&enrolled.code_at(now()));
+    check(result == code::SUCCESS, || format!("libpam: {result}"))?;
+    Ok(())
+}
+
+fn missing_or_foreign_modules_are_problems(ns: &TestNamespace) -> Result<(), Failed> {
+    let (mut setup, enrolled) = Setup::good(ns, "module", 1)?;
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("missing", None, "no such file or directory"),
+        ("not-elf", Some("#!/bin/sh\nexit 0\n"), "is not an ELF file"),
+        ("program", Some("/bin/true"), "without pam_sm_authenticate"),
+        ("truncated", Some("truncate"), "truncated"),
+    ];
+    for (name, contents, needle) in cases {
+        let module = setup.dir.join(format!("pam_twofactor-{name}.so"));
+        match contents {
+            None => {}
+            Some("/bin/true") => {
+                fs::copy("/bin/true", &module)?;
+            }
+            Some("truncate") => {
+                let bytes = fs::read(production_module())?;
+                fs::write(&module, &bytes[..4096])?;
+            }
+            Some(text) => fs::write(&module, text)?,
+        }
+        if module.exists() {
+            fs::set_permissions(&module, fs::Permissions::from_mode(0o644))?;
+        }
+        setup.module = module;
+        setup.write_common_auth("requisite", "")?;
+        let output = setup.doctor(&[]);
+        expect_problem(&output, needle)?;
+        check(
+            problems(&output)[0].contains("every sshd login fails"),
+            || shown(&output),
+        )?;
+        if name == "truncated" {
+            // Not through libpam here: dlopen maps the cut file and the
+            // process dies of SIGBUS on its first access past the end (seen
+            // when this test tried). That is why doctor never loads a module.
+            continue;
+        }
+        // libpam agrees: the stack refuses even the right password and code.
+        let result = setup.login(&enrolled.code_at(now()));
+        check(result != code::SUCCESS, || {
+            format!("{name}: libpam logged in through a stack doctor calls broken")
+        })?;
+    }
+    Ok(())
+}
+
+fn bad_configuration_and_arguments_are_problems(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, enrolled) = Setup::good(ns, "config", 2)?;
+    let good_config = fs::read_to_string(&setup.config)?;
+    write(&setup.config, &format!("{good_config}windw = 2\n"), 0o644)?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "unknown field `windw`")?;
+    check(
+        setup.login(&enrolled.code_at(now())) == code::SERVICE_ERR,
+        || "libpam did not refuse the bad configuration".into(),
+    )?;
+
+    write(&setup.config, &good_config, 0o666)?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "unsafe permissions")?;
+    write(&setup.config, &good_config, 0o644)?;
+
+    setup.write_common_auth("requisite", "windows=2")?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "module argument windows=2")?;
+    check(
+        setup.login(&enrolled.code_at(now())) == code::SERVICE_ERR,
+        || "libpam did not refuse the bad argument".into(),
+    )?;
+    setup.write_common_auth("requisite", "debugg")?;
+    expect_problem(&setup.doctor(&[]), "unknown module argument \"debugg\"")?;
+    setup.write_common_auth("requisite", "window=2 nullok [prompt=Code: ]")?;
+    let output = setup.doctor(&[]);
+    check(output.status.success(), || shown(&output))?;
+    Ok(())
+}
+
+fn stack_shape_problems(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, enrolled) = Setup::good(ns, "shape", 3)?;
+    setup.write_common_auth("optional", "")?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "\"optional\": a wrong code is ignored")?;
+    // libpam agrees: a wrong code gets in.
+    check(
+        setup.login("000000") == code::SUCCESS || enrolled.code_at(now()) == "000000",
+        || "an optional line stopped a wrong code".into(),
+    )?;
+    setup.write_common_auth("sufficient", "")?;
+    expect_problem(&setup.doctor(&[]), "\"sufficient\"")?;
+    setup.write_common_auth("[success=ok default=ignore]", "")?;
+    expect_problem(&setup.doctor(&[]), "ignores a failure")?;
+
+    setup.write_common_auth("requisite", "")?;
+    setup.write_sshd_stack(&format!("{}\n", setup.module_line("required", "")))?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "sshd asks for the second factor 2 times")?;
+    // libpam agrees: the same code cannot answer both prompts.
+    let code_now = enrolled.code_at(now());
+    let result = pam_client::authenticate(
+        &setup.pam_dir,
+        "sshd",
+        &setup.account.name,
+        &Attempt {
+            answers: vec![PASSWORD.into(), code_now.clone(), code_now],
+            ..Attempt::default()
+        },
+    );
+    check(result.code == code::AUTH_ERR, || format!("{result:?}"))?;
+
+    write(
+        &setup.pam_dir.join("sshd"),
+        &format!(
+            "@include {}\naccount required {}\n",
+            setup.pam_dir.join("common-auth").display(),
+            setup.module.display()
+        ),
+        0o644,
+    )?;
+    expect_problem(&setup.doctor(&[]), "pam_twofactor is in a account stack")?;
+    Ok(())
+}
+
+fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "user", 4)?;
+    let enrollment = setup
+        .dir
+        .join("enroll")
+        .join(&setup.account.name)
+        .join("enrollment.toml");
+    fs::set_permissions(&enrollment, fs::Permissions::from_mode(0o644))?;
+    expect_problem(&setup.doctor(&[]), "enrollment is refused by the module")?;
+    fs::remove_file(&enrollment)?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "tf-user4 has no second factor")?;
+    check(
+        problems(&output)[0].contains("run 'twofactor enroll' as tf-user4"),
+        || shown(&output),
+    )?;
+    // libpam agrees: the right password is not enough.
+    check(setup.login("123456") == code::AUTH_ERR, || {
+        "an unenrolled user got in".into()
+    })?;
+    // Under nullok: a note, no problem, and libpam lets the password in.
+    setup.write_common_auth("requisite", "nullok")?;
+    let output = setup.doctor(&[]);
+    check(
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout)
+                .contains("note    tf-user4 has not enrolled"),
+        || shown(&output),
+    )?;
+    Ok(())
+}
+
+fn lockout_is_a_problem(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, enrolled) = Setup::good(ns, "lockout", 5)?;
+    // A user with TOTP only: locked codes lock the user out.
+    let mut totp_only = enrolled.enrollment.clone();
+    totp_only.backup_codes.clear();
+    let path = setup
+        .dir
+        .join("enroll")
+        .join(&setup.account.name)
+        .join("enrollment.toml");
+    fs::write(&path, totp_only.to_toml())?;
+    let wrong = if enrolled.code_at(now()) == "999999" {
+        "999998"
+    } else {
+        "999999"
+    };
+    for _ in 0..5 {
+        setup.login(wrong);
+    }
+    let output = setup.doctor(&[]);
+    expect_problem(&output, "is locked out until")?;
+    check(
+        problems(&output)[0].contains("twofactor reset-lockout --user tf-user5"),
+        || shown(&output),
+    )?;
+    Ok(())
+}
+
+fn unsafe_state_directory(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "state", 6)?;
+    let state = setup.dir.join("state");
+    fs::create_dir_all(&state)?;
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o777))?;
+    expect_problem(&setup.doctor(&[]), "the state directory")?;
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o711))?;
+    let output = setup.doctor(&[]);
+    check(output.status.success(), || shown(&output))?;
+    Ok(())
+}
+
+fn sshd_problems(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "sshd", 7)?;
+    let cases = [
+        (
+            "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n",
+            "lets tf-user7 in with publickey alone",
+        ),
+        (
+            "UsePAM no\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+             AuthenticationMethods publickey,keyboard-interactive\n",
+            "UsePAM no",
+        ),
+        (
+            "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication yes\n\
+             PubkeyAuthentication no\n",
+            "allows the password method",
+        ),
+        ("NoSuchOption yes\n", "-T fails"),
+    ];
+    for (settings, needle) in cases {
+        setup.write_sshd(settings)?;
+        let output = setup.doctor(&[]);
+        check(
+            output.status.code() == Some(1) && problems(&output).iter().any(|p| p.contains(needle)),
+            || format!("expected a problem with {needle:?}:\n{}", shown(&output)),
+        )?;
+    }
+    // A Match block for the user is what sshd -T -C evaluates.
+    setup.write_sshd(&format!(
+        "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+         AuthenticationMethods publickey,keyboard-interactive\nMatch User {}\n\
+         \tAuthenticationMethods publickey\n",
+        setup.account.name
+    ))?;
+    expect_problem(&setup.doctor(&[]), "with publickey alone")?;
+    // root with PermitRootLogin prohibit-password cannot answer the code.
+    setup.write_sshd(GOOD_SSHD)?;
+    let output = Command::new(twofactor_binary())
+        .arg("doctor")
+        .arg("--pam-dir")
+        .arg(&setup.pam_dir)
+        .arg("--sshd-config")
+        .arg(&setup.sshd_config)
+        .args(["--user", "root"])
+        .output()?;
+    check(
+        problems(&output)
+            .iter()
+            .any(|p| p.contains("root cannot log in over SSH: PermitRootLogin")),
+        || shown(&output),
+    )?;
+    Ok(())
+}
+
+fn unprivileged_user_checks_themselves(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "self", 8)?;
+    let output = Command::new("setpriv")
+        .arg(format!("--reuid={}", setup.account.uid))
+        .arg(format!("--regid={}", setup.account.uid))
+        .arg("--init-groups")
+        .arg(twofactor_binary())
+        .arg("doctor")
+        .arg("--pam-dir")
+        .arg(&setup.pam_dir)
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    check(
+        output.status.success()
+            && text.contains("'sshd -T' needs root")
+            && text.contains("tf-user8 is enrolled"),
+        || shown(&output),
+    )?;
+    Ok(())
+}
+
+fn installed_paths_by_default(ns: &TestNamespace) -> Result<(), Failed> {
+    // No --pam-dir or --sshd-config: the real /etc/pam.d and
+    // /etc/ssh/sshd_config, with test files bind-mounted over the sshd
+    // stack and sshd_config (only inside the test namespace).
+    let (setup, _) = Setup::good(ns, "defaults", 9)?;
+    let sshd_stack = setup.dir.join("etc-pam.d-sshd");
+    write(
+        &sshd_stack,
+        &format!(
+            "@include common-auth\n{}\naccount required pam_unix.so\n",
+            setup.module_line("requisite", "")
+        ),
+        0o644,
+    )?;
+    bind_file(&sshd_stack, Path::new("/etc/pam.d/sshd"));
+    let run = || {
+        Command::new(twofactor_binary())
+            .args(["doctor", "--user", &setup.account.name])
+            .output()
+            .expect("run doctor")
+    };
+    // Debian's sshd_config: KbdInteractiveAuthentication no, any method.
+    let broken = setup.dir.join("etc-ssh-sshd_config-debian");
+    write(
+        &broken,
+        "KbdInteractiveAuthentication no\nUsePAM yes\n",
+        0o644,
+    )?;
+    bind_file(&broken, Path::new("/etc/ssh/sshd_config"));
+    let output = run();
+    let found = problems(&output);
+    check(
+        output.status.code() == Some(1)
+            && found
+                .iter()
+                .any(|p| p.contains("KbdInteractiveAuthentication no"))
+            && found.iter().any(|p| p.contains("publickey alone")),
+        || shown(&output),
+    )?;
+    let fixed = setup.dir.join("etc-ssh-sshd_config-fixed");
+    write(&fixed, GOOD_SSHD, 0o644)?;
+    bind_file(&fixed, Path::new("/etc/ssh/sshd_config"));
+    let output = run();
+    check(output.status.success(), || shown(&output))?;
+    Ok(())
+}
+
+fn main() {
+    let ns = Arc::new(namespace::enter());
+    let args = Arguments::from_args();
+    let tests: Vec<(&str, Test)> = vec![
+        (
+            "good_setup_passes_and_logs_in",
+            good_setup_passes_and_logs_in,
+        ),
+        (
+            "missing_or_foreign_modules_are_problems",
+            missing_or_foreign_modules_are_problems,
+        ),
+        (
+            "bad_configuration_and_arguments_are_problems",
+            bad_configuration_and_arguments_are_problems,
+        ),
+        ("stack_shape_problems", stack_shape_problems),
+        ("enrollment_problems", enrollment_problems),
+        ("lockout_is_a_problem", lockout_is_a_problem),
+        ("unsafe_state_directory", unsafe_state_directory),
+        ("sshd_problems", sshd_problems),
+        (
+            "unprivileged_user_checks_themselves",
+            unprivileged_user_checks_themselves,
+        ),
+        ("installed_paths_by_default", installed_paths_by_default),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let ns = Arc::clone(&ns);
+            Trial::test(name, move || test(&ns))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(ns);
+    conclusion.exit();
+}
