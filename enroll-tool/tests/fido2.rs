@@ -1,0 +1,175 @@
+//! `twofactor import pam-u2f`, `fido2 list`, `fido2 remove`, and `fido2 add`
+//! without a key, with the built binary, as root for `nobody`. (Registration
+//! with a key attached is tested end to end in tests/fido2-vm.)
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use twofactor_soft_authenticator::{Alg, Behaviour, SoftAuthenticator};
+
+const RP: &str = "pam://import-test";
+
+fn fido2(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_twofactor"));
+    command
+        .args(&args[..args.len().min(2)])
+        .arg("--config")
+        .arg(&sandbox.config)
+        .args(&args[args.len().min(2)..])
+        .stdin(Stdio::null());
+    command.output().unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    data_encoding::BASE64.encode(bytes)
+}
+
+#[test]
+fn pam_u2f_keys_are_imported_listed_and_removed() {
+    require_root();
+    let sandbox = Sandbox::new(&format!(
+        "enrollment_path = \"{{dir}}/%u/enrollment.toml\"\nfido2_rp_id = \"{RP}\"\n"
+    ));
+    let mut device = SoftAuthenticator::new(Behaviour::random());
+    let es = device
+        .make_credential(RP, &[0; 32], &[Alg::Es256], false, None)
+        .unwrap();
+    let ed = device
+        .make_credential(RP, &[0; 32], &[Alg::Eddsa], false, None)
+        .unwrap();
+    let line = format!(
+        "{TARGET_USER}:{},{},es256,+presence:{},{},eddsa,+presence+pin:*,AAAA,es256,+presence\n",
+        b64(&es.credential_id),
+        b64(&es.public_key[1..]),
+        b64(&ed.credential_id),
+        b64(&ed.public_key),
+    );
+    let keys = sandbox.path("u2f_keys");
+    fs::write(&keys, format!("root:AAAA,BBBB,es256,+presence\n{line}")).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).unwrap();
+    let keys_arg = keys.to_str().unwrap();
+
+    let dry = fido2(
+        &sandbox,
+        &[
+            "import",
+            "pam-u2f",
+            "--user",
+            TARGET_USER,
+            "--dry-run",
+            "--json",
+            keys_arg,
+        ],
+    );
+    assert_eq!(exit_code(&dry), 0, "{dry:?}");
+    assert!(!sandbox.enrollment_path().exists());
+
+    let output = fido2(
+        &sandbox,
+        &[
+            "import",
+            "pam-u2f",
+            "--user",
+            TARGET_USER,
+            "--json",
+            keys_arg,
+        ],
+    );
+    assert_eq!(exit_code(&output), 0, "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["imported"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["imported"][1]["user_verification"], true);
+    let enrollment = read_enrollment(&sandbox.enrollment_path());
+    assert_eq!(enrollment.fido2.len(), 2);
+    assert_eq!(enrollment.fido2[0].credential_id, es.credential_id);
+    assert_eq!(enrollment.fido2[0].rp_id, RP);
+    assert_eq!(
+        enrollment.fido2[1].public_key.bytes(),
+        ed.public_key.as_slice()
+    );
+
+    // Importing again adds nothing.
+    let again = json_of(&fido2(
+        &sandbox,
+        &[
+            "import",
+            "pam-u2f",
+            "--user",
+            TARGET_USER,
+            "--json",
+            keys_arg,
+        ],
+    ));
+    assert_eq!(again["already_registered"], 2, "{again}");
+
+    let list = json_of(&fido2(
+        &sandbox,
+        &["fido2", "list", "--user", TARGET_USER, "--json"],
+    ));
+    let names: Vec<&str> = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pam-u2f-1", "pam-u2f-2"]);
+    assert_eq!(list["keys"][1]["algorithm"], "eddsa");
+
+    let missing = fido2(
+        &sandbox,
+        &["fido2", "remove", "--user", TARGET_USER, "--yes", "nope"],
+    );
+    assert_eq!(exit_code(&missing), 1);
+    assert!(
+        stderr(&missing).contains("no security key named"),
+        "{missing:?}"
+    );
+
+    let removed = json_of(&fido2(
+        &sandbox,
+        &[
+            "fido2",
+            "remove",
+            "--user",
+            TARGET_USER,
+            "--yes",
+            "--json",
+            "pam-u2f-1",
+        ],
+    ));
+    assert_eq!(removed["file_removed"], false, "{removed}");
+    assert_eq!(read_enrollment(&sandbox.enrollment_path()).fido2.len(), 1);
+    // The last method gone, the file goes too.
+    let removed = json_of(&fido2(
+        &sandbox,
+        &[
+            "fido2",
+            "remove",
+            "--user",
+            TARGET_USER,
+            "--yes",
+            "--json",
+            "pam-u2f-2",
+        ],
+    ));
+    assert_eq!(removed["file_removed"], true, "{removed}");
+    assert!(!sandbox.enrollment_path().exists());
+}
+
+#[test]
+fn adding_without_a_key_says_so() {
+    require_root();
+    let sandbox = Sandbox::new("enrollment_path = \"{dir}/%u/enrollment.toml\"\n");
+    let output = fido2(&sandbox, &["fido2", "add", "--user", TARGET_USER]);
+    assert_eq!(exit_code(&output), 1, "{output:?}");
+    assert!(
+        stderr(&output).contains("no FIDO2 security key is attached"),
+        "{output:?}"
+    );
+    assert!(!sandbox.enrollment_path().exists());
+}
