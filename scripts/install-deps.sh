@@ -2,9 +2,24 @@
 # Debian packages pam_twofactor needs. `--test` adds what the test suite uses.
 set -euo pipefail
 
-packages=(libpam0g-dev pkg-config gcc)
+# libudev-dev: hidapi's hidraw backend (FIDO2 security keys: `twofactor fido2`
+# and the twofactor-fido2-helper the module runs).
+packages=(libpam0g-dev pkg-config gcc libudev-dev)
 if [ "${1:-}" = "--test" ]; then
     packages+=(openssh-server openssh-client oathtool pamtester expect)
+    # Packaging, console logins and migration (tests/tests/{package,console,
+    # migration}.rs): dpkg-dev and binutils build the .deb, rpm parses the
+    # spec, sudo/login/util-linux are driven on a terminal, and the real
+    # google-authenticator writes the files that are imported.
+    packages+=(dpkg-dev binutils rpm sudo login util-linux libpam-google-authenticator)
+    # FIDO2 end to end (tests/fido2-vm): a QEMU guest (software emulation)
+    # with a busybox initramfs; the kernel is fetched with apt-get download.
+    packages+=(qemu-system-x86 busybox-static)
+fi
+# `--bench` (scripts/bench.sh): callgrind and memcheck, and the modules it
+# compares against.
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(valgrind libpam-google-authenticator libpam-oath binutils)
 fi
 
 missing=()

@@ -25,6 +25,9 @@ fi
 install -D -m 0644 target/release/libpam_twofactor.so "$security_dir/pam_twofactor.so"
 strip --strip-unneeded "$security_dir/pam_twofactor.so"
 install -D -m 0755 target/release/twofactor /usr/local/bin/twofactor
+# The FIDO2 helper the module runs for security keys (config: fido2_helper).
+install -D -m 0755 target/release/twofactor-fido2-helper \
+    /usr/libexec/pam_twofactor/twofactor-fido2-helper
 if [ ! -e /etc/security/pam_twofactor.toml ]; then
     install -D -m 0644 config/pam_twofactor.toml /etc/security/pam_twofactor.toml
 fi

@@ -33,6 +33,24 @@ pub enum UnenrolledPolicy {
     Ignore,
 }
 
+/// How FIDO2 security keys take part in a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fido2Policy {
+    /// A registered key is tried first; without one (none attached, not
+    /// touched in time) the user can type a code (the default).
+    Optional,
+    /// Users with a registered key must use it: no code is asked.
+    Required,
+    /// Keys are ignored.
+    Off,
+}
+
+/// Default path of the FIDO2 helper program.
+pub const DEFAULT_FIDO2_HELPER: &str = "/usr/libexec/pam_twofactor/twofactor-fido2-helper";
+/// Longest touch timeout, in seconds.
+pub const MAX_FIDO2_TIMEOUT: u64 = 120;
+
 /// The system configuration, validated. Every key has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,6 +92,21 @@ pub struct Config {
     /// a backup code used, a lockout started. Gets the event name and the
     /// user name as two more arguments; run without a shell, time-bounded.
     pub notify_command: Vec<String>,
+    /// Security keys: "optional" (tried first, codes as fallback),
+    /// "required" or "off".
+    pub fido2: Fido2Policy,
+    /// Relying-party id of security-key credentials; empty means
+    /// `pam://HOSTNAME` (pam_u2f's default).
+    pub fido2_rp_id: String,
+    /// Seconds to wait for the key to be found and touched.
+    pub fido2_timeout: u64,
+    /// Require user verification (PIN or built-in) for every key.
+    pub fido2_user_verification: bool,
+    /// Use security keys for remote logins too (PAM_RHOST set). Off: a key
+    /// attached to the server is not the remote user's.
+    pub fido2_remote: bool,
+    /// The helper program that talks to the keys (absolute path).
+    pub fido2_helper: String,
 }
 
 impl Default for Config {
@@ -95,6 +128,12 @@ impl Default for Config {
             rate_limit_by_host: false,
             grace_period: 0,
             notify_command: Vec::new(),
+            fido2: Fido2Policy::Optional,
+            fido2_rp_id: String::new(),
+            fido2_timeout: 30,
+            fido2_user_verification: false,
+            fido2_remote: false,
+            fido2_helper: DEFAULT_FIDO2_HELPER.to_string(),
         }
     }
 }
@@ -165,6 +204,22 @@ impl Config {
                 ));
             }
         }
+        if !(1..=MAX_FIDO2_TIMEOUT).contains(&self.fido2_timeout) {
+            return bad(format!(
+                "fido2_timeout = {} (1 to {MAX_FIDO2_TIMEOUT} seconds)",
+                self.fido2_timeout
+            ));
+        }
+        if !self.fido2_rp_id.is_empty() {
+            crate::fido2::validate_rp_id(&self.fido2_rp_id)
+                .map_err(|why| Error::Config(format!("fido2_rp_id: {why}")))?;
+        }
+        if !self.fido2_helper.starts_with('/') {
+            return bad(format!(
+                "fido2_helper = {:?} must be an absolute path",
+                self.fido2_helper
+            ));
+        }
         if !(self.enrollment_path.starts_with('/') || self.enrollment_path.starts_with("%h")) {
             return bad(format!(
                 "enrollment_path = {:?} must be absolute or start with %h",
@@ -212,6 +267,20 @@ impl Config {
                 self.rate_limit_by_host = value.parse().map_err(|_| invalid())?
             }
             "grace_period" => self.grace_period = value.parse().map_err(|_| invalid())?,
+            "fido2" => {
+                self.fido2 = match value {
+                    "optional" => Fido2Policy::Optional,
+                    "required" => Fido2Policy::Required,
+                    "off" => Fido2Policy::Off,
+                    _ => return Err(invalid()),
+                }
+            }
+            "fido2_rp_id" => self.fido2_rp_id = value.to_string(),
+            "fido2_timeout" => self.fido2_timeout = value.parse().map_err(|_| invalid())?,
+            "fido2_user_verification" => {
+                self.fido2_user_verification = value.parse().map_err(|_| invalid())?
+            }
+            "fido2_remote" => self.fido2_remote = value.parse().map_err(|_| invalid())?,
             "unenrolled" => {
                 self.unenrolled = match value {
                     "fail" => UnenrolledPolicy::Fail,
@@ -258,6 +327,11 @@ mod tests {
             ("grace_period = 9999999", "grace_period"),
             ("max_code_failures = 100000", "failure limits"),
             ("notify_command = [\"mail\"]", "absolute path"),
+            ("fido2 = \"sometimes\"", "unknown variant"),
+            ("fido2_timeout = 0", "fido2_timeout"),
+            ("fido2_timeout = 121", "fido2_timeout"),
+            ("fido2_rp_id = \"a b\"", "fido2_rp_id"),
+            ("fido2_helper = \"helper\"", "absolute path"),
         ] {
             let err = Config::parse(text, "t").unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
@@ -283,5 +357,16 @@ mod tests {
         assert!(c.limits().by_host);
         assert_eq!(c.grace_period, 600);
         assert!(c.set("notify_command", "/bin/true").is_err());
+        // The helper runs as root: only the configuration file may name it.
+        assert!(c.set("fido2_helper", "/tmp/x").is_err());
+        c.set("fido2", "required").unwrap();
+        c.set("fido2_timeout", "5").unwrap();
+        c.set("fido2_remote", "true").unwrap();
+        c.set("fido2_user_verification", "true").unwrap();
+        c.set("fido2_rp_id", "pam://cluster").unwrap();
+        assert_eq!(c.fido2, Fido2Policy::Required);
+        assert_eq!(c.fido2_timeout, 5);
+        assert!(c.fido2_remote && c.fido2_user_verification);
+        assert!(c.set("fido2", "maybe").is_err());
     }
 }

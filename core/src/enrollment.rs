@@ -8,6 +8,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::backup::BackupCodeHash;
 use crate::error::{redact_toml_error, Error};
+use crate::fido2::{self, CredentialEntry};
 use crate::secret::SecretBytes;
 use crate::totp::{Algorithm, TotpParams, DIGITS_RANGE, MIN_SECRET_BYTES, PERIOD_RANGE};
 
@@ -21,13 +22,15 @@ const MAX_BACKUP_CODES: usize = 100;
 pub const DEFAULT_ENROLLMENT_PATH: &str = "%h/.config/twofactor/enrollment.toml";
 
 /// A user's enrolled factors, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Enrollment {
     /// TOTP, if enrolled.
     pub totp: Option<TotpParams>,
     /// Stored forms of the backup codes (spent ones included: the login
     /// state, not this file, records which are spent).
     pub backup_codes: Vec<BackupCodeHash>,
+    /// Registered FIDO2 security keys (`[[fido2]]`; public data only).
+    pub fido2: Vec<fido2::Credential>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,6 +41,10 @@ struct EnrollmentDocument {
     totp: Option<TotpSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     backup_codes: Vec<BackupCodeHash>,
+    // Added after version 1 was published: absent in older files, and
+    // omitted when empty so files without keys read the same everywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fido2: Vec<CredentialEntry>,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -119,9 +126,11 @@ impl Enrollment {
         for code in &document.backup_codes {
             code.validate().map_err(invalid)?;
         }
+        let fido2 = parse_fido2(&document.fido2).map_err(invalid)?;
         Ok(Enrollment {
             totp,
             backup_codes: document.backup_codes.clone(),
+            fido2,
         })
     }
 
@@ -136,6 +145,7 @@ impl Enrollment {
                 period: t.period,
             }),
             backup_codes: self.backup_codes.clone(),
+            fido2: self.fido2.iter().map(fido2::Credential::to_entry).collect(),
         };
         let body = toml::to_string(&document).unwrap_or_default();
         zeroize::Zeroizing::new(format!(
@@ -147,8 +157,41 @@ impl Enrollment {
 
     /// True when at least one factor is enrolled.
     pub fn has_any_method(&self) -> bool {
+        self.has_code_method() || !self.fido2.is_empty()
+    }
+
+    /// True when a code can be typed: TOTP or backup codes are enrolled.
+    pub fn has_code_method(&self) -> bool {
         self.totp.is_some() || !self.backup_codes.is_empty()
     }
+}
+
+fn parse_fido2(entries: &[CredentialEntry]) -> Result<Vec<fido2::Credential>, String> {
+    if entries.len() > fido2::MAX_CREDENTIALS {
+        return Err(format!(
+            "too many security keys ({}, at most {})",
+            entries.len(),
+            fido2::MAX_CREDENTIALS
+        ));
+    }
+    let mut credentials: Vec<fido2::Credential> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let credential = fido2::Credential::from_entry(entry)?;
+        if credentials.iter().any(|c| c.name == credential.name) {
+            return Err(format!("two security keys are named {:?}", credential.name));
+        }
+        if credentials
+            .iter()
+            .any(|c| c.credential_id == credential.credential_id)
+        {
+            return Err(format!(
+                "security key {:?} repeats another one's credential id",
+                credential.name
+            ));
+        }
+        credentials.push(credential);
+    }
+    Ok(credentials)
 }
 
 fn totp_from_section(section: &TotpSection) -> Result<TotpParams, String> {

@@ -230,6 +230,46 @@ pub fn atomic_write_with_group(
     Ok(())
 }
 
+/// Replace `path` with `contents` through the temporary file `temporary`
+/// (same directory), which the caller alone may write (it holds a lock).
+/// A leftover from an interrupted call is truncated and reused. Mode,
+/// group, fsync and rename as in [`atomic_write_with_group`].
+pub fn replace_through(
+    temporary: &Path,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> Result<(), Error> {
+    let fail = |e: io::Error| Error::file(path, FileProblem::Io(describe_io_error(&e)));
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::file(path, FileProblem::Io("has no parent directory".into())))?;
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(temporary)?;
+        if let Some(gid) = group {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(temporary, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        // Best effort: the next save truncates it anyway.
+        let _ = fs::remove_file(temporary);
+        return Err(fail(e));
+    }
+    Ok(())
+}
+
 /// Make sure `dir` is a directory owned by `owner` that nobody else can
 /// change: create it with `create_mode` when missing (its parent must
 /// exist), refuse a symlink, another owner, or group/other write permission.

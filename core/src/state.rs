@@ -33,6 +33,8 @@ pub enum Method {
     Totp,
     /// A backup code.
     BackupCode,
+    /// A FIDO2 security key.
+    SecurityKey,
 }
 
 impl Method {
@@ -41,6 +43,7 @@ impl Method {
         match self {
             Method::Totp => "totp",
             Method::BackupCode => "backup-code",
+            Method::SecurityKey => "security-key",
         }
     }
 }
@@ -81,6 +84,21 @@ pub struct GraceRecord {
     pub time: u64,
 }
 
+/// The highest signature counter seen from one security-key credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fido2Counter {
+    /// The credential's fingerprint (`fido2::credential_fingerprint`).
+    pub credential: String,
+    /// The counter of its last accepted assertion.
+    pub counter: u32,
+    /// Unix time of that assertion.
+    pub time: u64,
+}
+
+/// Security-key counters kept (the most recently used).
+pub const MAX_FIDO2_COUNTERS: usize = 64;
+
 /// One user's login state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +124,11 @@ pub struct LoginState {
     /// Recent successes by origin (only kept while a grace period is configured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grace: Vec<GraceRecord>,
+    /// Signature counters of security keys. Here, not in the user's
+    /// enrollment, so that a user (or whoever has their files) cannot lower
+    /// one to hide a cloned key. Absent in states written before keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fido2_counters: Vec<Fido2Counter>,
 }
 
 fn current_version() -> u32 {
@@ -122,6 +145,7 @@ impl Default for LoginState {
             last_success_method: None,
             failures: Vec::new(),
             grace: Vec::new(),
+            fido2_counters: Vec::new(),
         }
     }
 }
@@ -199,6 +223,26 @@ impl LoginState {
                 .grace
                 .iter()
                 .any(|g| g.origin == origin && g.time <= now && now - g.time < period)
+    }
+
+    /// The last accepted counter of the credential with `fingerprint`.
+    pub fn fido2_counter(&self, fingerprint: &str) -> Option<u32> {
+        self.fido2_counters
+            .iter()
+            .find(|c| c.credential == fingerprint)
+            .map(|c| c.counter)
+    }
+
+    /// Record an accepted counter (most recent last; bounded).
+    pub fn record_fido2_counter(&mut self, fingerprint: &str, counter: u32, now: u64) {
+        self.fido2_counters.retain(|c| c.credential != fingerprint);
+        self.fido2_counters.push(Fido2Counter {
+            credential: fingerprint.to_string(),
+            counter,
+            time: now,
+        });
+        let excess = self.fido2_counters.len().saturating_sub(MAX_FIDO2_COUNTERS);
+        self.fido2_counters.drain(..excess);
     }
 
     /// Forget spent-code ids that no longer name a code of the enrollment
@@ -281,7 +325,6 @@ impl StateStore {
         files::ensure_private_dir(&self.dir, owner_uid, STATE_DIR_MODE)?;
         let lock = files::lock_exclusive(&self.lock_path(user), LOCK_TIMEOUT)?;
         let path = self.state_path(user);
-        self.remove_orphaned_temporaries(&path);
         let state = Self::read(&path, owner_uid)?;
         Ok(LockedState {
             path,
@@ -289,36 +332,6 @@ impl StateStore {
             state,
             _lock: lock,
         })
-    }
-
-    /// A login killed while saving leaves its temporary file behind. Under
-    /// the user's lock no other save of that user is running, so any
-    /// temporary of this user's state file is such an orphan.
-    fn remove_orphaned_temporaries(&self, state_path: &Path) {
-        let Some(name) = state_path.file_name().and_then(|n| n.to_str()) else {
-            return;
-        };
-        let prefix = format!(".{name}.");
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else {
-                continue;
-            };
-            // Exactly `.<name>.XXXXXX.tmp` (tempfile's six random characters),
-            // so another user whose name extends this one is never touched.
-            let is_orphan = file_name.strip_prefix(&prefix).is_some_and(|rest| {
-                rest.len() == 10
-                    && rest.ends_with(".tmp")
-                    && rest[..6].bytes().all(|b| b.is_ascii_alphanumeric())
-            });
-            if is_orphan {
-                // Best effort: a leftover costs only disk space.
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
     }
 
     /// Read a user's state without locking (for display).
@@ -349,7 +362,18 @@ impl LockedState {
         } else {
             0o600
         };
-        files::atomic_write_with_group(
+        // One fixed temporary name per user, written only under the user's
+        // lock: a save killed half-way leaves at most that file, which the
+        // next save truncates and renames, so nothing accumulates and no
+        // directory scan is needed.
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("state");
+        let temporary = self.path.with_file_name(format!(".{name}.tmp"));
+        files::replace_through(
+            &temporary,
             &self.path,
             self.state.to_toml().as_bytes(),
             mode,
@@ -377,7 +401,11 @@ mod tests {
         state.record_failure(FailureKind::Code, Some("192.0.2.1"), 5);
         state.record_failure(FailureKind::BackupCode, None, 6);
         state.record_grace("host:192.0.2.1", 7);
+        state.record_fido2_counter("00ff", 12, 7);
+        state.record_success(Method::SecurityKey, 8);
         assert_eq!(LoginState::parse(&state.to_toml(), "t").unwrap(), state);
+        assert_eq!(state.fido2_counter("00ff"), Some(12));
+        assert_eq!(state.fido2_counter("11ff"), None);
     }
 
     #[test]
@@ -429,17 +457,22 @@ mod tests {
     }
 
     #[test]
-    fn orphaned_temporaries_are_removed_under_the_lock() {
+    fn a_leftover_temporary_is_reused_not_accumulated() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(dir.path().join("state"));
-        drop(store.lock("alice", me(), None).unwrap());
-        let orphan = dir.path().join("state/.alice.state.AbC123.tmp");
-        let other_user = dir.path().join("state/.alice.state.x.state.XyZ789.tmp");
-        std::fs::write(&orphan, "partial").unwrap();
-        std::fs::write(&other_user, "partial").unwrap();
-        drop(store.lock("alice", me(), None).unwrap());
-        assert!(!orphan.exists());
-        assert!(other_user.exists());
+        let temporary = dir.path().join("state/.alice.state.tmp");
+        let mut locked = store.lock("alice", me(), None).unwrap();
+        // What a save killed before its rename leaves behind.
+        std::fs::write(&temporary, "last_totp_step = [ partial").unwrap();
+        locked.state.last_totp_step = Some(5);
+        locked.save().unwrap();
+        drop(locked);
+        assert!(!temporary.exists());
+        assert_eq!(store.peek("alice", me()).unwrap().last_totp_step, Some(5));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("state")).unwrap().count(),
+            2
+        );
     }
 
     #[test]

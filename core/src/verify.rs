@@ -82,11 +82,22 @@ fn check_candidate(
 ) -> Verdict {
     if let Some(totp) = &enrollment.totp {
         if totp.looks_like_code(candidate) {
-            return match totp.verify(candidate, now, window, state.last_totp_step) {
+            let verdict = match totp.verify(candidate, now, window, state.last_totp_step) {
                 TotpCheck::Accepted { step } => Verdict::Totp { step },
                 TotpCheck::Replayed => Verdict::ReplayedTotp,
                 TotpCheck::Rejected => Verdict::Wrong,
             };
+            // An 8-digit TOTP and imported 8-digit scratch codes share a
+            // shape: a wrong TOTP code may still be a scratch code.
+            let maybe_scratch = verdict == Verdict::Wrong
+                && backup::normalize_legacy(candidate).is_some()
+                && enrollment
+                    .backup_codes
+                    .iter()
+                    .any(|c| c.kind == backup::BackupCodeKind::LegacyScratch);
+            if !maybe_scratch {
+                return verdict;
+            }
         }
     }
     match backup::verify(candidate, &enrollment.backup_codes, |id| state.is_spent(id)) {
@@ -115,6 +126,13 @@ pub fn check_password_and_code(
     if !enrollment.backup_codes.is_empty() {
         suffix_lengths.push(backup::CODE_CHARS + 3);
         suffix_lengths.push(backup::CODE_CHARS);
+    }
+    let has_legacy = enrollment
+        .backup_codes
+        .iter()
+        .any(|c| c.kind == backup::BackupCodeKind::LegacyScratch);
+    if has_legacy && !suffix_lengths.contains(&backup::LEGACY_CODE_DIGITS) {
+        suffix_lengths.push(backup::LEGACY_CODE_DIGITS);
     }
     let mut best = (Verdict::Wrong, answer.len());
     for suffix in suffix_lengths {
@@ -187,6 +205,7 @@ mod tests {
                 period: 30,
             }),
             backup_codes: codes.into_iter().map(|c| c.stored).collect(),
+            ..Enrollment::default()
         };
         (enrollment, shown)
     }
@@ -245,6 +264,39 @@ mod tests {
         assert_eq!(verdict, Verdict::Wrong);
         let (verdict, _) = check_password_and_code(&e, &state, "ü", 1000, 1);
         assert_eq!(verdict, Verdict::Wrong);
+    }
+
+    #[test]
+    fn legacy_scratch_codes_alone_and_after_a_password() {
+        let (mut e, _) = enrollment_with_codes();
+        e.backup_codes
+            .push(backup::hash_legacy("60808409").unwrap());
+        let mut state = LoginState::default();
+        let verdict = check_code(&e, &state, "60808409", 1000, 1);
+        assert!(matches!(verdict, Verdict::BackupCode { .. }), "{verdict:?}");
+        assert_eq!(record_success(&verdict, &e, &mut state, 1000), 3);
+        assert_eq!(
+            check_code(&e, &state, "60808409", 1000, 1),
+            Verdict::SpentBackupCode
+        );
+        let state = LoginState::default();
+        let (verdict, split) = check_password_and_code(&e, &state, "hunter260808409", 1000, 1);
+        assert!(matches!(verdict, Verdict::BackupCode { .. }), "{verdict:?}");
+        assert_eq!(split, "hunter2".len());
+
+        // An 8-digit TOTP enrollment still accepts its codes and the scratch codes.
+        if let Some(totp) = e.totp.as_mut() {
+            totp.digits = 8;
+        }
+        let code = e.totp.as_ref().unwrap().code_at(1000);
+        assert!(matches!(
+            check_code(&e, &state, &code, 1000, 1),
+            Verdict::Totp { .. }
+        ));
+        assert!(matches!(
+            check_code(&e, &state, "60808409", 1000, 1),
+            Verdict::BackupCode { .. }
+        ));
     }
 
     #[test]

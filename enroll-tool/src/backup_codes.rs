@@ -72,6 +72,7 @@ pub fn run(args: &BackupCodesArgs) -> Result<(), CliError> {
     let new = Enrollment {
         totp: old.totp.clone(),
         backup_codes: codes.iter().map(|code| code.stored.clone()).collect(),
+        ..old.clone()
     };
     enrollment_file::check_parent_dir(&path, &account)?;
     enrollment_file::save(&path, &account, &new)?;

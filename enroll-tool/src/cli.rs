@@ -115,6 +115,110 @@ again at once. Replay protection and spent backup codes are kept.
 Exit status: 0 cleared (or nothing to clear); 1 refused (not root, unknown
 user); 2 system error.";
 
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  twofactor import google-authenticator                  # your ~/.google_authenticator
+  twofactor import google-authenticator --dry-run        # only show what would happen
+  twofactor import google-authenticator --user alice     # as root, for alice
+
+Exit status: 0 imported (or, with --dry-run, importable); 1 refused (an
+unsupported or malformed file, an existing enrollment without --force, not
+allowed); 2 system error. Nothing is written unless the import succeeds.";
+
+const GOOGLE_AUTHENTICATOR_IMPORT_EXAMPLES: &str = "\
+Examples:
+  twofactor import google-authenticator
+  twofactor import google-authenticator --user alice /home/alice/.google_authenticator
+  twofactor import google-authenticator --user alice --force --json
+
+What is imported: the TOTP secret (SHA1, 6 digits, the file's STEP_SIZE),
+so the authenticator app's entry keeps working; the scratch codes, as
+legacy backup codes (each works once; 8 digits are guessable from a stolen
+enrollment file, so replace them with 'twofactor backup-codes'). WINDOW_SIZE
+and RATE_LIMIT are system-wide settings here (window, max_code_failures in
+pam_twofactor.toml) and are reported, not imported; reuse of a code is
+always refused. Counter-based (HOTP) files are refused: pam_twofactor
+checks time-based codes only. The file itself is left as it is.
+
+The --json object has the keys user, source, enrollment_path, written,
+replaced, totp ({algorithm, digits, period, secret_bits} or null),
+legacy_backup_codes and notes ([{option, outcome, text}]).
+
+Exit status: 0 imported; 1 refused (HOTP, unsupported step size, malformed
+file, enrollment exists without --force, not allowed); 2 system error.";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  sudo twofactor doctor                      # before logging out
+  sudo twofactor doctor --user alice
+  sudo twofactor doctor --json | jq '.findings[] | select(.level == \"problem\")'
+
+Each finding is one line: 'ok', 'note', or 'PROBLEM ... Fix: ...'. Problems
+are what would lock someone out (a missing or broken module, a bad
+configuration, a module line in the wrong stack, a code asked twice, sshd
+unable to ask for it, the user not enrolled or locked out) or let someone
+in without the second factor (an optional or sufficient line, an sshd
+method that skips PAM). The module is examined as a file (ELF type,
+architecture, pam_sm_authenticate, needed libraries), never loaded.
+
+Run it as root: sshd's effective configuration ('sshd -T') needs root, and
+the user is, by default, the administrator who ran sudo (SUDO_USER).
+
+Exit status: 0 no problem found; 1 problems found (or refused); 2 system
+error (the PAM directory cannot be read).";
+
+const PAM_U2F_IMPORT_EXAMPLES: &str = "\
+Examples:
+  twofactor import pam-u2f                              # ~/.config/Yubico/u2f_keys
+  twofactor import pam-u2f --user alice /etc/u2f_mappings
+  twofactor import pam-u2f --dry-run --json
+
+Resident credentials ('*') and RS256 keys are skipped and reported. Keys
+already registered are left as they are. The file itself is not changed.
+
+Exit status: 0 imported (or, with --dry-run, importable); 1 refused (no
+usable key for the user, not allowed); 2 system error.";
+
+const FIDO2_EXAMPLES: &str = "\
+Examples:
+  twofactor fido2 add --name yubikey
+  twofactor fido2 list
+  twofactor fido2 remove yubikey
+
+Exit status: 0 done; 1 refused (no key attached, several attached without
+--device, a name already used, not confirmed, not allowed); 2 system error.";
+
+const FIDO2_ADD_EXAMPLES: &str = "\
+Examples:
+  twofactor fido2 add                            # the one attached key
+  twofactor fido2 add --name backup-key --device /dev/hidraw3
+  twofactor fido2 add --user alice --json        # as root
+
+Makes a non-resident credential (EdDSA when the key offers it, else ES256)
+for this system's relying-party id (fido2_rp_id, default pam://HOSTNAME).
+A key with a PIN asks for it, and logins with that key will too. The
+credential id, public key, algorithm, flags and counter are stored in the
+enrollment; the private key never leaves the key.
+
+Exit status: 0 registered; 1 refused (no key or several, the key refused,
+name taken); 2 system error.";
+
+const FIDO2_LIST_EXAMPLES: &str = "\
+Examples:
+  twofactor fido2 list
+  twofactor fido2 list --user alice --json
+
+Exit status: 0 listed (also when none is registered); 1 refused; 2 system
+error.";
+
+const FIDO2_REMOVE_EXAMPLES: &str = "\
+Examples:
+  twofactor fido2 remove key-1
+  twofactor fido2 remove key-1 --user alice --yes
+
+Exit status: 0 removed; 1 refused (no such key, not confirmed); 2 system
+error; 130 Ctrl-C (nothing changed).";
+
 /// Enroll and manage the second factors checked by pam_twofactor.
 ///
 /// TOTP codes from an authenticator app, and single-use backup codes for
@@ -173,6 +277,26 @@ pub enum Command {
     /// Clear a user's failed login attempts, ending a lockout (root only).
     #[command(after_help = RESET_LOCKOUT_EXAMPLES)]
     ResetLockout(ResetLockoutArgs),
+
+    /// Bring second factors over from another PAM module.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import(ImportArgs),
+
+    /// Check that the PAM stacks, sshd and your enrollment let you back in.
+    ///
+    /// Run it before logging out after changing a PAM stack, sshd_config or
+    /// pam_twofactor.toml. Every problem is explained in one line, with its
+    /// fix.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
+
+    /// Register, list and remove FIDO2 security keys.
+    ///
+    /// A key is asked for (touch, and its PIN if it has one) at console
+    /// logins; remote logins use codes unless the system allows keys there
+    /// (fido2_remote). Only the public key is stored.
+    #[command(after_help = FIDO2_EXAMPLES)]
+    Fido2(Fido2Args),
 
     /// Write the man pages into DIR (used to build man/; not for users).
     #[command(hide = true)]
@@ -315,6 +439,189 @@ pub struct ResetLockoutArgs {
     /// [default: /etc/security/pam_twofactor.toml, built-in defaults if absent].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Print the result as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Where the factors come from.
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+/// The modules `twofactor import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Import ~/.google_authenticator (google-authenticator-libpam).
+    ///
+    /// The TOTP secret becomes the TOTP enrollment, the scratch codes become
+    /// legacy backup codes, and every option of the file is reported with
+    /// what applies now.
+    #[command(after_help = GOOGLE_AUTHENTICATOR_IMPORT_EXAMPLES)]
+    GoogleAuthenticator(GoogleAuthenticatorImportArgs),
+
+    /// Import security keys from a pam_u2f u2f_keys file (pamu2fcfg).
+    ///
+    /// Each credential on the user's line (KeyHandle,PublicKey,CoseType,Options,
+    /// or the older KeyHandle,PublicKey) becomes a registered security key
+    /// for this system's relying-party id, which must be the one the keys
+    /// were registered for (pamu2fcfg's default origin is pam://HOSTNAME, the
+    /// same as fido2_rp_id's default).
+    #[command(after_help = PAM_U2F_IMPORT_EXAMPLES)]
+    PamU2f(PamU2fImportArgs),
+}
+
+/// Options of `twofactor import google-authenticator`.
+#[derive(Debug, Args)]
+pub struct GoogleAuthenticatorImportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The file to import [default: ~/.google_authenticator of the user].
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// Replace an existing enrollment.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Leave the scratch codes out (then make new backup codes with
+    /// 'twofactor backup-codes').
+    #[arg(long)]
+    pub no_scratch_codes: bool,
+
+    /// Show what would be imported; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check this user's enrollment [default: the administrator who ran
+    /// sudo (SUDO_USER), else you].
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Read the system configuration from PATH
+    /// [default: /etc/security/pam_twofactor.toml, built-in defaults if absent].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The PAM configuration directory to check.
+    #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+    pub pam_dir: PathBuf,
+
+    /// Where libpam finds modules named without a path
+    /// [default: /lib/<multiarch>/security, as libpam].
+    #[arg(long, value_name = "DIR")]
+    pub module_dir: Option<PathBuf>,
+
+    /// The sshd program.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd: PathBuf,
+
+    /// sshd's configuration file [default: sshd's own, /etc/ssh/sshd_config].
+    #[arg(long, value_name = "PATH")]
+    pub sshd_config: Option<PathBuf>,
+
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor import pam-u2f`.
+#[derive(Debug, Args)]
+pub struct PamU2fImportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The u2f_keys file [default: ~/.config/Yubico/u2f_keys of the user].
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// Show what would be imported; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor fido2`.
+#[derive(Debug, Args)]
+pub struct Fido2Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Fido2Command,
+}
+
+/// The `twofactor fido2` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Fido2Command {
+    /// Register the attached security key (touch it when asked).
+    #[command(after_help = FIDO2_ADD_EXAMPLES)]
+    Add(Fido2AddArgs),
+    /// List the registered security keys.
+    #[command(after_help = FIDO2_LIST_EXAMPLES)]
+    List(Fido2ListArgs),
+    /// Remove a registered security key by name.
+    #[command(after_help = FIDO2_REMOVE_EXAMPLES)]
+    Remove(Fido2RemoveArgs),
+}
+
+/// Options of `twofactor fido2 add`.
+#[derive(Debug, Args)]
+pub struct Fido2AddArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// A name for the key [default: key-1, key-2, ...].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The key to use when several are attached (a /dev/hidrawN path).
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<PathBuf>,
+
+    /// Print the result as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor fido2 list`.
+#[derive(Debug, Args)]
+pub struct Fido2ListArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `twofactor fido2 remove`.
+#[derive(Debug, Args)]
+pub struct Fido2RemoveArgs {
+    /// The name of the key (see 'twofactor fido2 list').
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Do not ask for confirmation (for scripts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 
     /// Print the result as one JSON object on stdout instead of text.
     #[arg(long)]

@@ -67,10 +67,7 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
         DisableWhat::All => enrollment_file::load(&path, &account)
             .ok()
             .flatten()
-            .unwrap_or(Enrollment {
-                totp: None,
-                backup_codes: Vec::new(),
-            }),
+            .unwrap_or_default(),
         _ => enrollment_file::load_existing(&path, &account)?,
     };
 

@@ -67,6 +67,12 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
     let enrollment = Enrollment {
         totp: Some(totp),
         backup_codes: codes.iter().map(|code| code.stored.clone()).collect(),
+        // Registered security keys survive a new TOTP enrollment (--force).
+        fido2: enrollment_file::load(&path, &account)
+            .ok()
+            .flatten()
+            .map(|old| old.fido2)
+            .unwrap_or_default(),
     };
     let issuer = if config.issuer.is_empty() {
         host.clone()
@@ -190,7 +196,7 @@ fn confirm_code(
     // Only the TOTP secret: a backup code is no proof that the app works.
     let totp_only = Enrollment {
         totp: Some(totp.clone()),
-        backup_codes: Vec::new(),
+        ..Enrollment::default()
     };
     let prompt = format!(
         "Enter the {}-digit code the app shows, to check that it works: ",

@@ -11,16 +11,23 @@
 mod account;
 mod backup_codes;
 mod cli;
+mod config_man;
 mod disable;
+mod doctor;
+mod elf;
 mod enroll;
 mod enrollment_file;
 mod error;
 mod events;
+mod fido2;
+mod import;
 mod login_state;
 mod man;
 mod output;
+mod pam_stacks;
 mod qr;
 mod reset_lockout;
+mod sshd_check;
 mod status;
 mod system_config;
 mod terminal;
@@ -60,6 +67,9 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::BackupCodes(args) => backup_codes::run(&args).map(|()| 0),
         Command::Disable(args) => disable::run(&args).map(|()| 0),
         Command::ResetLockout(args) => reset_lockout::run(&args).map(|()| 0),
+        Command::Import(args) => import::run(&args).map(|()| 0),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Fido2(args) => fido2::run(&args).map(|()| 0),
         Command::GenerateMan(args) => man::run(&args).map(|()| 0),
     }
 }

@@ -18,7 +18,16 @@ pub fn pages() -> Result<Vec<(String, String)>, CliError> {
     let mut pages = vec![render(command.clone())?];
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         pages.push(render(sub.clone())?);
+        // Commands with subcommands of their own (`import`): one page each.
+        for nested in sub
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            pages.push(render(nested.clone())?);
+        }
     }
+    // pam_twofactor.toml(5), from the commented default configuration.
+    pages.push(crate::config_man::page());
     Ok(pages)
 }
 

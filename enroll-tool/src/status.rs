@@ -87,6 +87,21 @@ struct EnrollmentReport {
 struct Methods {
     totp: TotpReport,
     backup_codes: BackupCodesReport,
+    security_keys: SecurityKeysReport,
+}
+
+#[derive(Debug, Serialize)]
+struct SecurityKeysReport {
+    enrolled: bool,
+    keys: Vec<SecurityKeyReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct SecurityKeyReport {
+    name: String,
+    algorithm: &'static str,
+    rp_id: String,
+    user_verification: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,6 +118,11 @@ struct BackupCodesReport {
     total: usize,
     /// Unknown (null) when the login state cannot be read.
     remaining: Option<usize>,
+    /// Of `total`, the 8-digit scratch codes imported from
+    /// google-authenticator (`twofactor import`).
+    legacy: usize,
+    /// Of `remaining`, the legacy scratch codes (null like `remaining`).
+    legacy_remaining: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,6 +253,24 @@ impl Report {
             (None, _) => Some(0),
             (Some(_), None) => None,
         };
+        let is_legacy = |c: &&twofactor_core::backup::BackupCodeHash| {
+            c.kind == twofactor_core::backup::BackupCodeKind::LegacyScratch
+        };
+        let legacy = enrollment
+            .as_ref()
+            .map_or(0, |e| e.backup_codes.iter().filter(is_legacy).count());
+        let legacy_remaining = match (&enrollment, &state) {
+            (Some(enrollment), Some(state)) => Some(
+                enrollment
+                    .backup_codes
+                    .iter()
+                    .filter(is_legacy)
+                    .filter(|c| !state.is_spent(&c.salt))
+                    .count(),
+            ),
+            (None, _) => Some(0),
+            (Some(_), None) => None,
+        };
         let mut recent_failures: Vec<Failure> = state
             .iter()
             .flat_map(|s| s.failures.iter())
@@ -265,6 +303,25 @@ impl Report {
                     enrolled: codes_total > 0,
                     total: codes_total,
                     remaining,
+                    legacy,
+                    legacy_remaining,
+                },
+                security_keys: SecurityKeysReport {
+                    enrolled: enrollment.as_ref().is_some_and(|e| !e.fido2.is_empty()),
+                    keys: enrollment
+                        .as_ref()
+                        .map(|e| {
+                            e.fido2
+                                .iter()
+                                .map(|k| SecurityKeyReport {
+                                    name: k.name.clone(),
+                                    algorithm: k.public_key.algorithm().name(),
+                                    rp_id: k.rp_id.clone(),
+                                    user_verification: k.user_verification,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 },
             },
             state: StateReport {
@@ -342,6 +399,14 @@ impl Report {
                 ),
                 _ => row("TOTP", "not enrolled"),
             }
+            let keys = &self.methods.security_keys.keys;
+            if !keys.is_empty() {
+                let names: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.name, k.algorithm))
+                    .collect();
+                row("Security keys", &names.join(", "));
+            }
             let codes = &self.methods.backup_codes;
             let codes_text = match (codes.total, codes.remaining) {
                 (0, _) => "none".to_string(),
@@ -352,6 +417,19 @@ impl Report {
                 (total, None) => format!(
                     "{total} stored (how many are used is in the login state, which \
                      cannot be read)"
+                ),
+            };
+            let codes_text = match (codes.legacy, codes.legacy_remaining) {
+                (0, _) => codes_text,
+                (_, Some(0)) => format!(
+                    "{codes_text}\n(the legacy scratch codes imported from google-authenticator \
+                     are all used)"
+                ),
+                (legacy, legacy_remaining) => format!(
+                    "{codes_text}\n{} of them: legacy scratch codes imported from \
+                     google-authenticator (8 digits, guessable from a stolen enrollment \
+                     file): replace them with 'twofactor backup-codes'",
+                    legacy_remaining.map_or(format!("{legacy} stored"), |n| n.to_string())
                 ),
             };
             row("Backup codes", &codes_text);
@@ -368,6 +446,7 @@ impl Report {
                 let method = match success.method {
                     Some("totp") => ", with a TOTP code",
                     Some("backup-code") => ", with a backup code",
+                    Some("security-key") => ", with a security key",
                     _ => "",
                 };
                 row(
@@ -493,6 +572,7 @@ mod tests {
                 period: 30,
             }),
             backup_codes: codes.into_iter().map(|c| c.stored).collect(),
+            ..Enrollment::default()
         }
     }
 

@@ -18,6 +18,8 @@ use twofactor_core::Error;
 use twofactor_core::{notify, ratelimit};
 
 use crate::args::{ModuleArgs, PassMode};
+use crate::fido2_device::SecurityKeys;
+use crate::fido2_login::{has_usable_method, KeyStep};
 use crate::log::{sanitize, AuditLog, Severity};
 use crate::session::{PamCode, Session};
 use crate::system::{Account, System};
@@ -103,7 +105,10 @@ fn attempted_method(
                 .is_some_and(|t| t.looks_like_code(typed))
             {
                 "totp"
-            } else if twofactor_core::backup::normalize(typed).is_some() {
+            } else if twofactor_core::backup::looks_like_backup_code(
+                typed,
+                &enrollment.backup_codes,
+            ) {
                 "backup-code"
             } else {
                 "none (malformed answer)"
@@ -115,10 +120,10 @@ fn attempted_method(
 /// Who is logging in from where: the identifying fields of log lines, the
 /// remote host for per-host rate limits, and the origin for the grace period
 /// (`host:NAME` for remote logins, `tty:NAME` for local ones).
-struct LogContext {
-    fields: String,
-    host: Option<String>,
-    origin: Option<String>,
+pub(crate) struct LogContext {
+    pub(crate) fields: String,
+    pub(crate) host: Option<String>,
+    pub(crate) origin: Option<String>,
 }
 
 impl LogContext {
@@ -158,6 +163,8 @@ pub struct Login<'a> {
     pub now: u64,
     /// PAM_SILENT: no informational messages.
     pub silent: bool,
+    /// Security keys (the FIDO2 helper process in production).
+    pub keys: &'a mut dyn SecurityKeys,
 }
 
 enum AnswerForm {
@@ -217,9 +224,20 @@ impl Login<'_> {
             return Outcome::Ignored;
         }
 
-        if let Target::Enrolled(account, _) = &target {
-            if self.within_grace_period(&config, account, &context) {
+        if let Target::Enrolled(account, enrollment) = &target {
+            // Only where the module asks for the code alone: with
+            // forward_pass or use_first_pass the next module expects the
+            // password this module would have split off.
+            let asks_code_alone = !args.forward_pass && args.pass_mode != PassMode::UseFirstPass;
+            if asks_code_alone && self.within_grace_period(&config, account, &context) {
                 return Outcome::Verified;
+            }
+            // A registered security key comes first (fido2_login.rs); it is
+            // not subject to the code lockouts.
+            if let KeyStep::Done(outcome) =
+                self.security_key_step(session, &args, &config, account, enrollment, &context)
+            {
+                return outcome;
             }
             if self.announce_lockout(session, &config, account, &context) {
                 return Outcome::Refused;
@@ -380,7 +398,7 @@ impl Login<'_> {
     }
 
     /// An error message to the user, unless the application asked for silence.
-    fn tell(&self, session: &mut dyn Session, text: &str) {
+    pub(crate) fn tell(&self, session: &mut dyn Session, text: &str) {
         if !self.silent {
             session.error(text);
         }
@@ -397,7 +415,7 @@ impl Login<'_> {
             Err(e) => return Target::Broken(e),
         };
         match self.system.enrollment(&account, &path) {
-            Ok(Some(enrollment)) if enrollment.has_any_method() => {
+            Ok(Some(enrollment)) if has_usable_method(config, &enrollment) => {
                 Target::Enrolled(account, enrollment)
             }
             Ok(_) => Target::NotEnrolled,
@@ -534,14 +552,7 @@ impl Login<'_> {
                     context.fields
                 ),
             );
-            self.tell(
-                session,
-                &format!(
-                    "Too many failed attempts: {} locked until {}.",
-                    kind_name(kind),
-                    format_utc(until)
-                ),
-            );
+            self.tell(session, &locked_message(kind, until));
             return Some(Outcome::Refused);
         }
         if let Some((kind, until)) = checked.lockout_started {
@@ -554,14 +565,7 @@ impl Login<'_> {
                     context.fields
                 ),
             );
-            self.tell(
-                session,
-                &format!(
-                    "Too many failed attempts: {} locked until {}.",
-                    kind_name(kind),
-                    format_utc(until)
-                ),
-            );
+            self.tell(session, &locked_message(kind, until));
             self.notify(
                 config,
                 notify::EVENT_LOCKOUT_STARTED,
@@ -756,7 +760,9 @@ fn attempted_kind(
                 .totp
                 .as_ref()
                 .is_some_and(|t| t.looks_like_code(typed));
-            if !totp_shaped && twofactor_core::backup::normalize(typed).is_some() {
+            if !totp_shaped
+                && twofactor_core::backup::looks_like_backup_code(typed, &enrollment.backup_codes)
+            {
                 Some(FailureKind::BackupCode)
             } else {
                 Some(FailureKind::Code)
@@ -773,6 +779,15 @@ fn failure_kind(verdict: &Verdict, attempted: Option<FailureKind>) -> FailureKin
         (_, Some(kind)) => kind,
         (_, None) => FailureKind::Code,
     }
+}
+
+/// What a user is told when a kind of code is locked.
+fn locked_message(kind: FailureKind, until: u64) -> String {
+    format!(
+        "Too many failed attempts: {} locked until {}.",
+        kind_name(kind),
+        format_utc(until)
+    )
 }
 
 fn kind_name(kind: FailureKind) -> &'static str {

@@ -32,6 +32,7 @@ use twofactor_core::Error;
 
 use crate::args::ModuleArgs;
 use crate::auth::{decide_code, load_config, Login, Outcome};
+use crate::fido2_device::SecurityKeys;
 use crate::log::{AuditLog, Severity};
 use crate::session::{ConversationError, PamCode, Session};
 use crate::system::{Account, System};
@@ -289,6 +290,7 @@ fn enrollment_with(backup_count: usize) -> (Enrollment, Vec<String>) {
     let enrollment = Enrollment {
         totp: Some(totp_params()),
         backup_codes: generated.into_iter().map(|c| c.stored).collect(),
+        ..Enrollment::default()
     };
     (enrollment, shown)
 }
@@ -321,6 +323,8 @@ struct Harness {
     now: u64,
     silent: bool,
     base_args: Vec<String>,
+    /// Security keys the flow sees (none attached unless a test says so).
+    keys: Box<dyn SecurityKeys>,
 }
 
 impl Harness {
@@ -360,6 +364,7 @@ impl Harness {
             now: NOW,
             silent: false,
             base_args,
+            keys: Box::new(fido2_flow::NoKeys),
         }
     }
 
@@ -412,6 +417,7 @@ impl Harness {
             log: &mut self.log,
             now: self.now,
             silent: self.silent,
+            keys: &mut *self.keys,
         };
         login.authenticate(session, &args)
     }
@@ -694,13 +700,7 @@ fn unenrolled_user_is_asked_then_refused_by_default() {
     let mut h = Harness::new();
     h.add_user("bob");
     // An enrollment document with no factor in it counts as none.
-    h.set_enrollment(
-        "carol",
-        Ok(Some(Enrollment {
-            totp: None,
-            backup_codes: Vec::new(),
-        })),
-    );
+    h.set_enrollment("carol", Ok(Some(Enrollment::default())));
     for user in ["bob", "carol"] {
         h.log.clear();
         let mut session = ScriptedSession::new(user, prompt_answered(&totp_code(NOW)));
@@ -1147,3 +1147,6 @@ fn state_dir_is_created_root_owned_and_unlistable() {
     let mode = fs::metadata(h.state_dir()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o711);
 }
+
+// Security keys: the flow driven by the software authenticator.
+mod fido2_flow;

@@ -45,6 +45,24 @@ pub fn enrollment(data: &[u8]) {
     }
 }
 
+/// A `~/.google_authenticator` file (`twofactor import google-authenticator`):
+/// whatever parses has a usable secret, scratch codes that hash as legacy
+/// backup codes, and a window that does not overflow.
+pub fn google_authenticator(data: &[u8]) {
+    use twofactor_core::google_authenticator::GoogleAuthenticatorFile;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(parsed) = GoogleAuthenticatorFile::parse(text) {
+        assert!(!parsed.secret.is_empty());
+        let (before, after) = parsed.window_steps();
+        assert!(before <= after);
+        for code in &parsed.scratch_codes {
+            assert!(backup::hash_legacy(code).is_some(), "scratch code shape");
+        }
+    }
+}
+
 /// The state file; what parses must survive a write and a re-read.
 pub fn state(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -91,4 +109,58 @@ pub fn answer(data: &[u8]) {
     let _ = verify::check_code(enrollment, state, &answer, now, 1);
     let (_, split) = verify::check_password_and_code(enrollment, state, &answer, now, 1);
     assert!(split <= answer.len() && answer.is_char_boundary(split));
+}
+
+/// What a security key returns: authenticator data (with or without an
+/// attested credential and its COSE key), checked as a registration and as
+/// an assertion against a fixed credential.
+pub fn fido2_authenticator_data(data: &[u8]) {
+    use twofactor_core::fido2;
+    let _ = fido2::parse_cose_key(data);
+    if let Ok(parsed) = fido2::AuthenticatorData::parse(data) {
+        assert!(data.len() >= 37);
+        let _ = parsed.attested.map(|a| a.public_key.bytes().len());
+    }
+    let _ = fido2::parse_registration(data, "pam://fuzz");
+    let assertion = fido2::Assertion {
+        credential_id: vec![1; 16],
+        auth_data: data.to_vec(),
+        signature: data.iter().rev().copied().collect(),
+    };
+    let expected = fido2::Expectation {
+        rp_id: "pam://fuzz",
+        client_data_hash: [0; 32],
+        user_verification: false,
+        stored_counter: 0,
+    };
+    let _ = fido2::verify_assertion(&[], &assertion, &expected);
+}
+
+/// One line from the FIDO2 helper (or to it): what parses must survive an
+/// encoding and a re-parse unchanged.
+pub fn fido2_helper_line(data: &[u8]) {
+    use twofactor_core::fido2::helper::{decode_line, encode_line, Request, Response};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(response) = decode_line::<Response>(text) {
+        let again: Response = decode_line(&encode_line(&response)).expect("own output parses");
+        assert_eq!(again, response, "response round trip");
+    }
+    if let Ok(request) = decode_line::<Request>(text) {
+        let again: Request = decode_line(&encode_line(&request)).expect("own output parses");
+        assert_eq!(again, request, "request round trip");
+    }
+}
+
+/// A pam_u2f `u2f_keys` file, for the user named on its first line.
+pub fn u2f_keys(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let user = text.split(':').next().unwrap_or_default();
+    let import = twofactor_core::fido2::pam_u2f::parse_u2f_keys(text, user);
+    for credential in &import.credentials {
+        assert!(!credential.credential_id.is_empty());
+    }
 }

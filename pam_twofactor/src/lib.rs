@@ -15,6 +15,8 @@ pub mod auth;
 #[cfg(test)]
 mod auth_tests;
 pub mod clock;
+pub mod fido2_device;
+pub mod fido2_login;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
@@ -38,11 +40,14 @@ fn authenticate_hook(call: HookCall<'_>) -> PamCode {
     let now = current_time(&mut handle);
     let service = handle.service();
     let mut log = log::Syslog::new(service.as_deref());
+    // Dropping it kills and reaps the FIDO2 helper, if one is still running.
+    let mut keys = fido2_device::HelperDevice::default();
     let mut login = auth::Login {
         system: &system::HostSystem,
         log: &mut log,
         now,
         silent,
+        keys: &mut keys,
     };
     login.authenticate(&mut handle, &args)
 }

@@ -43,3 +43,32 @@ fn state_corpus() {
 fn answer_corpus() {
     replay("answer", pam_twofactor::fuzzing::answer);
 }
+
+#[test]
+fn google_authenticator_corpus() {
+    replay(
+        "google_authenticator",
+        pam_twofactor::fuzzing::google_authenticator,
+    );
+}
+
+#[test]
+fn fido2_authenticator_data_corpus() {
+    replay(
+        "fido2_authenticator_data",
+        pam_twofactor::fuzzing::fido2_authenticator_data,
+    );
+}
+
+#[test]
+fn fido2_helper_line_corpus() {
+    replay(
+        "fido2_helper_line",
+        pam_twofactor::fuzzing::fido2_helper_line,
+    );
+}
+
+#[test]
+fn u2f_keys_corpus() {
+    replay("u2f_keys", pam_twofactor::fuzzing::u2f_keys);
+}

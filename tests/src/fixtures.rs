@@ -52,6 +52,7 @@ impl Enrolled {
                     period,
                 }),
                 backup_codes: generated.into_iter().map(|c| c.stored).collect(),
+                ..Enrollment::default()
             },
             backup_codes,
         }

@@ -11,6 +11,7 @@ pub mod namespace;
 pub mod pam_client;
 pub mod sshd;
 pub mod syslog_capture;
+pub mod terminal;
 pub mod users;
 
 use std::path::PathBuf;

@@ -53,6 +53,14 @@ fn mirror_dev(scratch: &Path) {
         if name == "log" {
             continue;
         }
+        if name == "ptmx" {
+            // The kernel finds the pty instance through the "pts" directory
+            // next to the ptmx node that was opened; a bind-mounted node's
+            // neighbour is in the host's /dev, unmounted below. Point at
+            // the mirrored devpts instead (pseudo-terminals for su/login).
+            std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx").expect("symlink ptmx");
+            continue;
+        }
         let source = entry.path();
         let target = Path::new("/dev").join(&name);
         let file_type = entry.file_type().expect("file type");

@@ -246,6 +246,58 @@ pub fn run_ssh(
     .map_err(|e| format!("write askpass: {e}"))?;
     fs::set_permissions(&askpass_path, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("chmod askpass: {e}"))?;
+    launch_ssh(dir, port, options, destination, command, &askpass_path)
+}
+
+/// [`run_ssh`], answering each prompt by what it asks: the answer of the
+/// first `(needle, answer)` whose needle the prompt contains (e.g.
+/// `("Password", PASSWORD)`, `("Verification code", code)`); a prompt that
+/// matches none gets an empty line.
+pub fn run_ssh_answering(
+    dir: &Path,
+    port: u16,
+    options: &[String],
+    destination: &str,
+    command: &str,
+    answers: &[(&str, &str)],
+) -> Result<SshOutcome, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
+    let prompts_path = dir.join("prompts");
+    let askpass_path = dir.join("askpass");
+    fs::write(&prompts_path, "").map_err(|e| format!("write prompts: {e}"))?;
+    let mut script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\ncase \"$1\" in\n",
+        prompts_path.display()
+    );
+    for (i, (needle, answer)) in answers.iter().enumerate() {
+        let answer_path = dir.join(format!("answer-{i}"));
+        fs::write(&answer_path, format!("{answer}\n")).map_err(|e| format!("write answer: {e}"))?;
+        if needle.contains(['\'', '*', '?', '[']) {
+            return Err(format!("unusable prompt needle {needle:?}"));
+        }
+        script.push_str(&format!(
+            "  *'{needle}'*) cat '{}' ;;\n",
+            answer_path.display()
+        ));
+    }
+    script.push_str("  *) echo ;;\nesac\n");
+    fs::write(&askpass_path, script).map_err(|e| format!("write askpass: {e}"))?;
+    fs::set_permissions(&askpass_path, fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod askpass: {e}"))?;
+    launch_ssh(dir, port, options, destination, command, &askpass_path)
+}
+
+fn launch_ssh(
+    dir: &Path,
+    port: u16,
+    options: &[String],
+    destination: &str,
+    command: &str,
+    askpass_path: &Path,
+) -> Result<SshOutcome, String> {
+    let prompts_path = dir.join("prompts");
     let stdout_path = dir.join("stdout");
     let stderr_path = dir.join("stderr");
     let stdout = fs::File::create(&stdout_path).map_err(|e| format!("create stdout: {e}"))?;
@@ -279,7 +331,7 @@ pub fn run_ssh(
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", dir)
-        .env("SSH_ASKPASS", &askpass_path)
+        .env("SSH_ASKPASS", askpass_path)
         .env("SSH_ASKPASS_REQUIRE", "force")
         .env("DISPLAY", ":0")
         .stdin(Stdio::null())

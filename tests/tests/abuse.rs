@@ -328,6 +328,21 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     check(
         other.code != code::SUCCESS && other.prompts().len() == 1,
         "another terminal is asked",
+    )?;
+
+    // With forward_pass the password must still be asked for and handed on.
+    let forward = stack(ns, "grace-forward", "forward_pass", "grace_period = 300");
+    let w = user(22);
+    forward.enroll(&w, &enrolled);
+    let answer = format!("pw{}", enrolled.code_at(NOW));
+    check(
+        login_from(&forward, &w.name, &[&answer], NOW, home).code == code::SUCCESS,
+        "forward: first",
+    )?;
+    let again = login_from(&forward, &w.name, &[], NOW + 10, home);
+    check(
+        again.prompts().len() == 1,
+        "forward_pass stacks get no grace period",
     )
 }
 
