@@ -195,22 +195,32 @@ fn generate_one() -> GeneratedBackupCode {
 
 impl BackupCodeHash {
     /// Check the stored fields' shape: 16-byte salt, 32-byte hash, hex.
+    /// (Without decoding: this runs for every code at every login.)
     pub fn validate(&self) -> Result<(), String> {
-        let salt = hex::decode(&self.salt).map_err(|_| "backup code salt is not hex")?;
-        let hash = hex::decode(&self.hash).map_err(|_| "backup code hash is not hex")?;
-        if salt.len() != SALT_BYTES {
+        let is_hex = |text: &str| text.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hex(&self.salt) {
+            return Err("backup code salt is not hex".into());
+        }
+        if !is_hex(&self.hash) {
+            return Err("backup code hash is not hex".into());
+        }
+        if self.salt.len() != SALT_BYTES * 2 {
             return Err(format!("backup code salt must be {SALT_BYTES} bytes"));
         }
-        if hash.len() != 32 {
+        if self.hash.len() != 64 {
             return Err("backup code hash must be 32 bytes".into());
         }
         Ok(())
     }
 
     fn matches(&self, normalized: &str) -> bool {
-        let (Ok(salt), Ok(hash)) = (hex::decode(&self.salt), hex::decode(&self.hash)) else {
+        let mut salt = [0u8; SALT_BYTES];
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(&self.salt, &mut salt).is_err()
+            || hex::decode_to_slice(&self.hash, &mut hash).is_err()
+        {
             return false;
-        };
+        }
         let domain = match self.kind {
             BackupCodeKind::Standard => DOMAIN,
             BackupCodeKind::LegacyScratch => LEGACY_DOMAIN,
