@@ -67,3 +67,24 @@ pub fn twofactor_binary() -> PathBuf {
     );
     path
 }
+
+/// One integration test: a name and a function of the shared fixture.
+pub type NamedTest<S> = (&'static str, fn(&S) -> Result<(), libtest_mimic::Failed>);
+
+/// Run `tests` (name, function) as libtest-mimic trials sharing `shared`,
+/// then drop `shared` (its destructors clean up the scratch space and stop
+/// servers) and exit with the run's status.
+pub fn run_trials<S: Send + Sync + 'static>(shared: S, tests: Vec<NamedTest<S>>) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let shared = std::sync::Arc::new(shared);
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            let shared = std::sync::Arc::clone(&shared);
+            libtest_mimic::Trial::test(name, move || test(&shared))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(shared);
+    conclusion.exit()
+}

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use rand::Rng;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::state::LoginState;
@@ -18,14 +18,13 @@ use twofactor_integration_tests::checks::{assert_logged, check};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
 use twofactor_integration_tests::users::user;
 
 const NOW: u64 = 1_800_000_000;
 const KILL_TRIALS: usize = 1000;
 const CONCURRENT_LOGINS: usize = 100;
-
-type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
 fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
     Stack::new(ns, service, &test_clock_module(), args, extra_config)
@@ -861,39 +860,31 @@ fn main() {
     if std::env::var_os("TWOFACTOR_LOGIN_LOOP").is_some() {
         login_loop();
     }
-    let ns = Arc::new(namespace::enter());
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        (
-            "code_failures_lock_codes_not_backup_codes",
-            code_failures_lock_codes_not_backup_codes,
-        ),
-        (
-            "backup_code_failures_lock_backup_codes",
-            backup_code_failures_lock_backup_codes,
-        ),
-        ("rate_limit_by_host", rate_limit_by_host),
-        ("grace_period", grace_period),
-        ("concurrent_logins", concurrent_logins),
-        (
-            "logins_killed_at_random_instants",
-            logins_killed_at_random_instants,
-        ),
-        ("disk_full_fails_closed", disk_full_fails_closed),
-        ("odd_homes", odd_homes),
-        (
-            "notify_command_is_run_and_bounded",
-            notify_command_is_run_and_bounded,
-        ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let ns = Arc::clone(&ns);
-            Trial::test(name, move || test(&ns))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(ns);
-    conclusion.exit();
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            (
+                "code_failures_lock_codes_not_backup_codes",
+                code_failures_lock_codes_not_backup_codes,
+            ),
+            (
+                "backup_code_failures_lock_backup_codes",
+                backup_code_failures_lock_backup_codes,
+            ),
+            ("rate_limit_by_host", rate_limit_by_host),
+            ("grace_period", grace_period),
+            ("concurrent_logins", concurrent_logins),
+            (
+                "logins_killed_at_random_instants",
+                logins_killed_at_random_instants,
+            ),
+            ("disk_full_fails_closed", disk_full_fails_closed),
+            ("odd_homes", odd_homes),
+            (
+                "notify_command_is_run_and_bounded",
+                notify_command_is_run_and_bounded,
+            ),
+        ],
+    );
 }

@@ -10,19 +10,17 @@ use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use serde_json::Value;
 use twofactor_integration_tests::fixtures::Enrolled;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::generate_key;
 use twofactor_integration_tests::users::{user, TestUser, PASSWORD};
 use twofactor_integration_tests::{production_module, twofactor_binary};
-
-type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
     if condition {
@@ -571,40 +569,32 @@ fn installed_paths_by_default(ns: &TestNamespace) -> Result<(), Failed> {
 }
 
 fn main() {
-    let ns = Arc::new(namespace::enter());
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        (
-            "good_setup_passes_and_logs_in",
-            good_setup_passes_and_logs_in,
-        ),
-        (
-            "missing_or_foreign_modules_are_problems",
-            missing_or_foreign_modules_are_problems,
-        ),
-        (
-            "bad_configuration_and_arguments_are_problems",
-            bad_configuration_and_arguments_are_problems,
-        ),
-        ("stack_shape_problems", stack_shape_problems),
-        ("enrollment_problems", enrollment_problems),
-        ("lockout_is_a_problem", lockout_is_a_problem),
-        ("unsafe_state_directory", unsafe_state_directory),
-        ("sshd_problems", sshd_problems),
-        (
-            "unprivileged_user_checks_themselves",
-            unprivileged_user_checks_themselves,
-        ),
-        ("installed_paths_by_default", installed_paths_by_default),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let ns = Arc::clone(&ns);
-            Trial::test(name, move || test(&ns))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(ns);
-    conclusion.exit();
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            (
+                "good_setup_passes_and_logs_in",
+                good_setup_passes_and_logs_in,
+            ),
+            (
+                "missing_or_foreign_modules_are_problems",
+                missing_or_foreign_modules_are_problems,
+            ),
+            (
+                "bad_configuration_and_arguments_are_problems",
+                bad_configuration_and_arguments_are_problems,
+            ),
+            ("stack_shape_problems", stack_shape_problems),
+            ("enrollment_problems", enrollment_problems),
+            ("lockout_is_a_problem", lockout_is_a_problem),
+            ("unsafe_state_directory", unsafe_state_directory),
+            ("sshd_problems", sshd_problems),
+            (
+                "unprivileged_user_checks_themselves",
+                unprivileged_user_checks_themselves,
+            ),
+            ("installed_paths_by_default", installed_paths_by_default),
+        ],
+    );
 }

@@ -9,11 +9,12 @@ use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::{
     enroll_with_tool, generate_key, run_ssh_answering, SshOutcome, SshServer, ToolEnrollment,
 };
@@ -300,28 +301,18 @@ fn code_only(shared: &Shared) -> Result<(), Failed> {
     example.doctor_finds_nothing()
 }
 
-type Test = fn(&Shared) -> Result<(), Failed>;
-
 fn main() {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         ns: namespace::enter(),
         serial: Mutex::new(()),
         debian_sshd: fs::read_to_string("/etc/pam.d/sshd").unwrap_or_default(),
-    });
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        ("publickey_and_code", publickey_and_code),
-        ("password_and_code", password_and_code),
-        ("code_only", code_only),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let shared = Arc::clone(&shared);
-            Trial::test(name, move || test(&shared))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(shared);
-    conclusion.exit();
+    };
+    run_trials(
+        shared,
+        vec![
+            ("publickey_and_code", publickey_and_code),
+            ("password_and_code", password_and_code),
+            ("code_only", code_only),
+        ],
+    );
 }

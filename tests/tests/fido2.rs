@@ -11,16 +11,16 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use serde::Serialize;
 use twofactor_core::fido2::{client_data_hash, parse_registration, Credential, Origin};
 use twofactor_integration_tests::checks::{assert_logged, check};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, AttemptResult, Shown};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
 use twofactor_integration_tests::users::{user, TestUser};
 use twofactor_soft_authenticator::{Alg, Behaviour, SoftAuthenticator};
@@ -28,8 +28,6 @@ use twofactor_soft_authenticator::{Alg, Behaviour, SoftAuthenticator};
 const NOW: u64 = 1_800_000_000;
 const RP: &str = "pam://libpam-test";
 const TOUCH: &str = "Touch your security key.";
-
-type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
 #[derive(Serialize)]
 struct HelperState {
@@ -356,33 +354,27 @@ fn required_without_key_fails(ns: &TestNamespace) -> Result<(), Failed> {
 }
 
 fn main() {
-    let ns = Arc::new(namespace::enter());
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        ("touch_logs_in", touch_logs_in),
-        ("bad_assertions_are_refused", bad_assertions_are_refused),
-        (
-            "user_verification_required_but_absent",
-            user_verification_required_but_absent,
-        ),
-        (
-            "counter_regression_is_refused",
-            counter_regression_is_refused,
-        ),
-        ("fallbacks_to_the_code", fallbacks_to_the_code),
-        (
-            "remote_logins_ask_for_the_code",
-            remote_logins_ask_for_the_code,
-        ),
-        ("missing_helper_falls_back", missing_helper_falls_back),
-        ("required_without_key_fails", required_without_key_fails),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let ns = Arc::clone(&ns);
-            Trial::test(name, move || test(&ns))
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            ("touch_logs_in", touch_logs_in),
+            ("bad_assertions_are_refused", bad_assertions_are_refused),
+            (
+                "user_verification_required_but_absent",
+                user_verification_required_but_absent,
+            ),
+            (
+                "counter_regression_is_refused",
+                counter_regression_is_refused,
+            ),
+            ("fallbacks_to_the_code", fallbacks_to_the_code),
+            (
+                "remote_logins_ask_for_the_code",
+                remote_logins_ask_for_the_code,
+            ),
+            ("missing_helper_falls_back", missing_helper_falls_back),
+            ("required_without_key_fails", required_without_key_fails),
+        ],
+    );
 }

@@ -7,10 +7,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use serde_json::Value;
 use twofactor_core::backup::BackupCodeKind;
 use twofactor_core::enrollment::{decode_base32_secret, Enrollment};
@@ -18,12 +17,11 @@ use twofactor_core::totp::{Algorithm, TotpParams};
 use twofactor_integration_tests::fixtures::Stack;
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, Shown};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::users::{user, TestUser};
 use twofactor_integration_tests::{production_module, test_clock_module, twofactor_binary};
 
 const NOW: u64 = 1_800_000_000;
-
-type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
     if condition {
@@ -428,35 +426,27 @@ fn unsafe_or_foreign_files_are_refused(ns: &TestNamespace) -> Result<(), Failed>
 }
 
 fn main() {
-    let ns = Arc::new(namespace::enter());
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        (
-            "totp_file_imports_and_logs_in",
-            totp_file_imports_and_logs_in,
-        ),
-        (
-            "codes_agree_with_pam_google_authenticator",
-            codes_agree_with_pam_google_authenticator,
-        ),
-        (
-            "step_size_and_window_are_mapped",
-            step_size_and_window_are_mapped,
-        ),
-        ("hotp_files_are_refused", hotp_files_are_refused),
-        (
-            "unsafe_or_foreign_files_are_refused",
-            unsafe_or_foreign_files_are_refused,
-        ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let ns = Arc::clone(&ns);
-            Trial::test(name, move || test(&ns))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(ns);
-    conclusion.exit();
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            (
+                "totp_file_imports_and_logs_in",
+                totp_file_imports_and_logs_in,
+            ),
+            (
+                "codes_agree_with_pam_google_authenticator",
+                codes_agree_with_pam_google_authenticator,
+            ),
+            (
+                "step_size_and_window_are_mapped",
+                step_size_and_window_are_mapped,
+            ),
+            ("hotp_files_are_refused", hotp_files_are_refused),
+            (
+                "unsafe_or_foreign_files_are_refused",
+                unsafe_or_foreign_files_are_refused,
+            ),
+        ],
+    );
 }

@@ -19,13 +19,14 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::totp_from_uri;
 use twofactor_integration_tests::users::{user, PASSWORD};
 use twofactor_integration_tests::{production_module, target_dir, twofactor_binary};
@@ -743,37 +744,27 @@ fn rpm_spec_parses_and_ships_the_same_files(shared: &Shared) -> Result<(), Faile
     Ok(())
 }
 
-type Test = fn(&Shared) -> Result<(), Failed>;
-
 fn main() {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         ns: namespace::enter(),
         deb: OnceLock::new(),
-    });
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        ("install_enable_login_remove", install_enable_login_remove),
-        (
-            "package_contents_and_metadata",
-            package_contents_and_metadata,
-        ),
-        (
-            "man_pages_document_every_argument_and_key",
-            man_pages_document_every_argument_and_key,
-        ),
-        (
-            "rpm_spec_parses_and_ships_the_same_files",
-            rpm_spec_parses_and_ships_the_same_files,
-        ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let shared = Arc::clone(&shared);
-            Trial::test(name, move || test(&shared))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(shared);
-    conclusion.exit();
+    };
+    run_trials(
+        shared,
+        vec![
+            ("install_enable_login_remove", install_enable_login_remove),
+            (
+                "package_contents_and_metadata",
+                package_contents_and_metadata,
+            ),
+            (
+                "man_pages_document_every_argument_and_key",
+                man_pages_document_every_argument_and_key,
+            ),
+            (
+                "rpm_spec_parses_and_ships_the_same_files",
+                rpm_spec_parses_and_ships_the_same_files,
+            ),
+        ],
+    );
 }

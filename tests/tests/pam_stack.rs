@@ -3,20 +3,18 @@
 
 use std::fs;
 use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
-use std::sync::Arc;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use twofactor_core::totp::Algorithm;
 use twofactor_integration_tests::checks::{assert_logged, assert_not_logged, check};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, Shown};
+use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::users::{user, PASSWORD};
 use twofactor_integration_tests::{production_module, test_clock_module};
 
 const NOW: u64 = 1_800_000_000;
-
-type Test = fn(&TestNamespace) -> Result<(), Failed>;
 
 fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
     Stack::new(ns, service, &test_clock_module(), args, extra_config)
@@ -779,61 +777,53 @@ fn conversation_failure_is_an_error(ns: &TestNamespace) -> Result<(), Failed> {
 }
 
 fn main() {
-    let ns = Arc::new(namespace::enter());
-    let args = Arguments::from_args();
-    let tests: Vec<(&str, Test)> = vec![
-        ("correct_code_succeeds", correct_code_succeeds),
-        (
-            "malformed_and_wrong_codes_fail",
-            malformed_and_wrong_codes_fail,
-        ),
-        ("replayed_code_is_refused", replayed_code_is_refused),
-        ("window_edges", window_edges),
-        (
-            "wider_window_from_module_argument",
-            wider_window_from_module_argument,
-        ),
-        ("other_parameters", other_parameters),
-        ("backup_code_works_once", backup_code_works_once),
-        (
-            "silent_flag_suppresses_messages",
-            silent_flag_suppresses_messages,
-        ),
-        ("unenrolled_user_policies", unenrolled_user_policies),
-        (
-            "unknown_user_is_asked_and_fails",
-            unknown_user_is_asked_and_fails,
-        ),
-        (
-            "hostile_enrollment_files_fail_closed",
-            hostile_enrollment_files_fail_closed,
-        ),
-        ("password_stacking", password_stacking),
-        (
-            "bad_configuration_fails_closed",
-            bad_configuration_fails_closed,
-        ),
-        (
-            "unsafe_state_directory_fails_closed",
-            unsafe_state_directory_fails_closed,
-        ),
-        (
-            "production_build_ignores_test_clock",
-            production_build_ignores_test_clock,
-        ),
-        (
-            "conversation_failure_is_an_error",
-            conversation_failure_is_an_error,
-        ),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let ns = Arc::clone(&ns);
-            Trial::test(name, move || test(&ns))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(ns);
-    conclusion.exit();
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            ("correct_code_succeeds", correct_code_succeeds),
+            (
+                "malformed_and_wrong_codes_fail",
+                malformed_and_wrong_codes_fail,
+            ),
+            ("replayed_code_is_refused", replayed_code_is_refused),
+            ("window_edges", window_edges),
+            (
+                "wider_window_from_module_argument",
+                wider_window_from_module_argument,
+            ),
+            ("other_parameters", other_parameters),
+            ("backup_code_works_once", backup_code_works_once),
+            (
+                "silent_flag_suppresses_messages",
+                silent_flag_suppresses_messages,
+            ),
+            ("unenrolled_user_policies", unenrolled_user_policies),
+            (
+                "unknown_user_is_asked_and_fails",
+                unknown_user_is_asked_and_fails,
+            ),
+            (
+                "hostile_enrollment_files_fail_closed",
+                hostile_enrollment_files_fail_closed,
+            ),
+            ("password_stacking", password_stacking),
+            (
+                "bad_configuration_fails_closed",
+                bad_configuration_fails_closed,
+            ),
+            (
+                "unsafe_state_directory_fails_closed",
+                unsafe_state_directory_fails_closed,
+            ),
+            (
+                "production_build_ignores_test_clock",
+                production_build_ignores_test_clock,
+            ),
+            (
+                "conversation_failure_is_an_error",
+                conversation_failure_is_an_error,
+            ),
+        ],
+    );
 }
