@@ -269,8 +269,9 @@ pub enum Command {
 
     /// Turn off TOTP, the backup codes, or everything.
     ///
-    /// "all" removes the enrollment file. Disabling the last remaining
-    /// method removes it too.
+    /// "all" removes the enrollment file, registered security keys
+    /// included. Disabling the last remaining method removes it too.
+    /// (Single security keys: `twofactor fido2 remove`.)
     #[command(after_help = DISABLE_EXAMPLES)]
     Disable(DisableArgs),
 
@@ -405,7 +406,7 @@ pub enum DisableWhat {
     Totp,
     /// The backup codes (TOTP stays).
     BackupCodes,
-    /// Everything: the enrollment file is removed.
+    /// Everything, security keys included: the enrollment file is removed.
     All,
 }
 
