@@ -132,12 +132,14 @@ impl Terminal {
     /// shown (the terminal's echo is restored on every path).
     pub fn ask(&mut self, prompt: &str, echo: bool) -> Result<Answer, CliError> {
         self.check_interrupted()?;
-        self.say(prompt)?;
+        // Echo goes off before the prompt appears: an answer typed (or
+        // pasted) the moment the prompt shows must not be displayed.
         let _echo_guard = if echo {
             None
         } else {
             Some(EchoOff::new(&self.tty)?)
         };
+        self.say(prompt)?;
         let mut line = Zeroizing::new(Vec::with_capacity(64));
         let mut chunk = Zeroizing::new([0u8; 256]);
         loop {
