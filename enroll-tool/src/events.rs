@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use syslog::{Facility, Formatter3164};
+use twofactor_core::audit::{self, sanitize, Severity};
 use twofactor_core::config::Config;
 use twofactor_core::notify::run_notify_command;
 
@@ -45,7 +45,7 @@ pub fn announce(config: &Config, event: &Event) -> Option<String> {
         line.push(' ');
         line.push_str(&event.details);
     }
-    send(Level::Notice, &line);
+    audit::send("twofactor", Severity::Notice, &line);
     if !event.notify || config.notify_command.is_empty() {
         return None;
     }
@@ -58,8 +58,9 @@ pub fn announce(config: &Config, event: &Event) -> Option<String> {
         Ok(()) => None,
         Err(reason) => {
             let warning = format!("notify_command failed for event {}: {reason}", event.name);
-            send(
-                Level::Warning,
+            audit::send(
+                "twofactor",
+                Severity::Warning,
                 &format!("{warning}: user={}", sanitize(event.user)),
             );
             Some(warning)
@@ -67,57 +68,9 @@ pub fn announce(config: &Config, event: &Event) -> Option<String> {
     }
 }
 
-enum Level {
-    Notice,
-    Warning,
-}
-
-/// One datagram to /dev/log; silently nothing when there is no syslog.
-fn send(level: Level, line: &str) {
-    let formatter = Formatter3164 {
-        facility: Facility::LOG_AUTH,
-        hostname: None,
-        process: "twofactor".into(),
-        pid: std::process::id(),
-    };
-    let Ok(mut logger) = syslog::unix(formatter) else {
-        return;
-    };
-    let _ = match level {
-        Level::Notice => logger.notice(line),
-        Level::Warning => logger.warning(line),
-    };
-}
-
-/// Printable ASCII is kept; everything else (control characters, spaces,
-/// quotes, non-ASCII) becomes `\xNN`, capped: a value always reads as one
-/// token and cannot forge fields or lines. The module escapes the same way.
-pub fn sanitize(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(256));
-    for byte in value.bytes().take(256) {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    if value.len() > 256 {
-        out.push_str("...");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_stay_one_token() {
-        assert_eq!(sanitize("alice"), "alice");
-        assert_eq!(sanitize("a b\nc"), "a\\x20b\\x0ac");
-        assert_eq!(sanitize("x\"=y"), "x\\x22=y");
-        assert!(sanitize(&"a".repeat(1000)).len() < 300);
-    }
 
     #[test]
     fn notify_failures_become_warnings() {

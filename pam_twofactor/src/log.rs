@@ -7,20 +7,7 @@
 //! forge extra fields or lines.
 #![forbid(unsafe_code)]
 
-use syslog::{Facility, Formatter3164};
-
-/// How serious a line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// Misconfiguration, unsafe files, internal errors.
-    Error,
-    /// Refused logins.
-    Warning,
-    /// Outcomes worth attention that are not failures (ignored users).
-    Notice,
-    /// Successful logins.
-    Info,
-}
+pub use twofactor_core::audit::{sanitize, Severity};
 
 /// Where audit lines go; a test implementation collects them.
 pub trait AuditLog {
@@ -49,23 +36,7 @@ fn program_name() -> String {
 }
 
 fn send(severity: Severity, line: &str) {
-    let formatter = Formatter3164 {
-        facility: Facility::LOG_AUTH,
-        hostname: None,
-        process: program_name(),
-        pid: std::process::id(),
-    };
-    let Ok(mut logger) = syslog::unix(formatter) else {
-        return;
-    };
-    // A failed send cannot be reported anywhere without printing; the login
-    // outcome does not depend on it.
-    let _ = match severity {
-        Severity::Error => logger.err(line),
-        Severity::Warning => logger.warning(line),
-        Severity::Notice => logger.notice(line),
-        Severity::Info => logger.info(line),
-    };
+    twofactor_core::audit::send(&program_name(), severity, line);
 }
 
 impl AuditLog for Syslog {
@@ -80,36 +51,4 @@ impl AuditLog for Syslog {
 /// Log an internal error outside any transaction (the panic hook).
 pub fn internal_error(message: &str) {
     send(Severity::Error, &format!("pam_twofactor: {message}"));
-}
-
-/// Printable ASCII is kept; everything else (control characters, spaces,
-/// quotes, non-ASCII) becomes `\xNN`, and the result is capped, so a value
-/// always reads as one token.
-pub fn sanitize(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(256));
-    for byte in value.bytes().take(256) {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    if value.len() > 256 {
-        out.push_str("...");
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_keeps_one_token() {
-        assert_eq!(sanitize("alice"), "alice");
-        assert_eq!(sanitize("a b\nc"), "a\\x20b\\x0ac");
-        assert_eq!(sanitize("x\"=y"), "x\\x22=y");
-        assert_eq!(sanitize("é"), "\\xc3\\xa9");
-        assert!(sanitize(&"a".repeat(1000)).len() < 300);
-    }
 }
