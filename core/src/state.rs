@@ -151,24 +151,40 @@ impl Default for LoginState {
 }
 
 impl LoginState {
-    /// Parse a state document; `origin` names it in errors.
+    /// Parse a state document; `origin` names it in errors. The module
+    /// writes JSON (cheapest to read and write on every login); TOML, which
+    /// earlier versions wrote, is still read.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         let invalid = |why: String| Error::Parse {
             what: format!("state file {origin}"),
             why,
         };
-        let state: LoginState = toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?;
+        let state: LoginState = if text.trim_start().starts_with('{') {
+            // The position only: serde_json's messages may quote the input.
+            serde_json::from_str(text).map_err(|e| {
+                invalid(format!(
+                    "{:?} error at line {}, column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            })?
+        } else {
+            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?
+        };
         if state.version != STATE_VERSION {
             return Err(invalid(format!("unsupported version {}", state.version)));
         }
         Ok(state)
     }
 
-    /// The document's text.
-    pub fn to_toml(&self) -> String {
+    /// The document's text (JSON, one line).
+    pub fn to_text(&self) -> String {
         let mut state = self.clone();
         state.version = STATE_VERSION;
-        toml::to_string(&state).unwrap_or_default()
+        let mut text = serde_json::to_string(&state).unwrap_or_default();
+        text.push('\n');
+        text
     }
 
     /// True when the backup code with this id was spent.
@@ -375,7 +391,7 @@ impl LockedState {
         files::replace_through(
             &temporary,
             &self.path,
-            self.state.to_toml().as_bytes(),
+            self.state.to_text().as_bytes(),
             mode,
             self.reader_gid,
         )
@@ -403,7 +419,8 @@ mod tests {
         state.record_grace("host:192.0.2.1", 7);
         state.record_fido2_counter("00ff", 12, 7);
         state.record_success(Method::SecurityKey, 8);
-        assert_eq!(LoginState::parse(&state.to_toml(), "t").unwrap(), state);
+        assert_eq!(LoginState::parse(&state.to_text(), "t").unwrap(), state);
+        assert!(state.to_text().starts_with('{'));
         assert_eq!(state.fido2_counter("00ff"), Some(12));
         assert_eq!(state.fido2_counter("11ff"), None);
     }
@@ -413,6 +430,27 @@ mod tests {
         assert!(LoginState::parse("version = 9", "t").is_err());
         assert!(LoginState::parse("surprise = 1", "t").is_err());
         assert!(LoginState::parse("last_totp_step = -1", "t").is_err());
+        assert!(LoginState::parse("{\"version\": 9}", "t").is_err());
+        assert!(LoginState::parse("{\"surprise\": 1}", "t").is_err());
+        assert!(LoginState::parse("{\"last_totp_step\": -1}", "t").is_err());
+        assert!(LoginState::parse("{\"last_totp_step\": ", "t").is_err());
+    }
+
+    #[test]
+    fn older_toml_state_is_still_read() {
+        let old = "version = 1\nlast_totp_step = 42\nspent_backup_codes = [\"ab\"]\n";
+        let state = LoginState::parse(old, "t").unwrap();
+        assert_eq!(state.last_totp_step, Some(42));
+        assert!(state.is_spent("ab"));
+    }
+
+    #[test]
+    fn json_errors_do_not_quote_the_input() {
+        let err = LoginState::parse("{\"spent_backup_codes\": \"SECRETISH\"}", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("SECRETISH"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn state(data: &[u8]) {
         return;
     };
     if let Ok(parsed) = LoginState::parse(text, "fuzz") {
-        let again = LoginState::parse(&parsed.to_toml(), "again").expect("own output parses");
+        let again = LoginState::parse(&parsed.to_text(), "again").expect("own output parses");
         assert_eq!(again, parsed, "state round trip");
     }
 }

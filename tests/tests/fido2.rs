@@ -154,10 +154,11 @@ fn touch_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
         expect(&result, code::SUCCESS, &[info(TOUCH)])?;
         assert_logged(&ks.stack, "method=security-key key=soft\\x20key")?;
         // The counter went to the root-owned state, and grows.
-        let state = fs::read_to_string(ks.stack.state_dir.join(format!("{}.state", alice.name)))?;
+        let text = fs::read_to_string(ks.stack.state_dir.join(format!("{}.state", alice.name)))?;
+        let state = twofactor_core::state::LoginState::parse(&text, "state")?;
         check(
-            state.contains("[[fido2_counters]]") && state.contains("counter = 2"),
-            state,
+            state.fido2_counters.len() == 1 && state.fido2_counters[0].counter == 2,
+            text,
         )?;
         let again = ks.login(&alice, &[], None);
         expect(&again, code::SUCCESS, &[info(TOUCH)])?;
