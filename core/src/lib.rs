@@ -23,6 +23,7 @@ pub mod otpauth;
 pub mod ratelimit;
 pub mod secret;
 pub mod state;
+pub mod timefmt;
 pub mod totp;
 pub mod verify;
 

@@ -36,7 +36,7 @@ use crate::output;
 use crate::pam_stacks::{self, PamLine};
 use crate::sshd_check;
 use crate::system_config;
-use crate::timefmt;
+use twofactor_core::timefmt;
 
 /// How a finding counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -31,7 +31,6 @@ mod sshd_check;
 mod status;
 mod system_config;
 mod terminal;
-mod timefmt;
 mod verify;
 
 use std::process::ExitCode;

@@ -25,7 +25,7 @@ use crate::error::CliError;
 use crate::login_state::StateView;
 use crate::output;
 use crate::system_config;
-use crate::timefmt;
+use twofactor_core::timefmt;
 
 /// Failures older than this are not "recent".
 const RECENT_SECONDS: u64 = 7 * 24 * 60 * 60;

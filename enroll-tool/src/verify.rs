@@ -27,7 +27,7 @@ use crate::login_state::StateView;
 use crate::output;
 use crate::system_config;
 use crate::terminal::{Answer, Terminal, NOTHING_CHANGED};
-use crate::timefmt;
+use twofactor_core::timefmt;
 
 const MAX_CODE_BYTES: u64 = 1024;
 

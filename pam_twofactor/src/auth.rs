@@ -800,29 +800,7 @@ fn kind_name(kind: FailureKind) -> &'static str {
 /// `2026-11-28 14:05:09 UTC`: lockout ends are told in UTC, the one zone
 /// the module can name without reading the system's time zone files.
 pub fn format_utc(unix_time: u64) -> String {
-    let days = unix_time / 86_400;
-    let seconds = unix_time % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
+    twofactor_core::timefmt::utc(unix_time)
 }
 
 #[cfg(test)]

@@ -29,14 +29,19 @@ impl Syslog {
     }
 }
 
-fn program_name() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .map(|name| sanitize(name.trim_end()))
-        .unwrap_or_else(|_| "pam_twofactor".into())
+/// The host program's name (sshd, login, su), read once per process: it
+/// does not change while the module is loaded (an exec loads it anew).
+fn program_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/comm")
+            .map(|name| sanitize(name.trim_end()))
+            .unwrap_or_else(|_| "pam_twofactor".into())
+    })
 }
 
 fn send(severity: Severity, line: &str) {
-    twofactor_core::audit::send(&program_name(), severity, line);
+    twofactor_core::audit::send(program_name(), severity, line);
 }
 
 impl AuditLog for Syslog {

@@ -1,6 +1,6 @@
-//! Times for people: `2024-05-01 12:34:56 UTC (3 hours ago)`. UTC, because
-//! the time zone database is not worth a dependency here, and the relative
-//! part is what people read first.
+//! Times for people and logs: `2024-05-01 12:34:56 UTC (3 hours ago)`. UTC,
+//! the one zone that needs no time zone files (which a PAM module should not
+//! read), and the relative part is what people read first.
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for a unix time.
 pub fn utc(unix: u64) -> String {
@@ -14,10 +14,37 @@ pub fn rfc3339(unix: u64) -> String {
     format!("{date}T{time}Z")
 }
 
+/// A unix time as a civil UTC date and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: u64,
+    /// Month, 1 to 12.
+    pub month: u64,
+    /// Day of the month, 1 to 31.
+    pub day: u64,
+    /// Seconds since midnight.
+    pub seconds: u64,
+}
+
+/// The civil UTC date and time of a unix time.
+pub fn civil(unix: u64) -> Civil {
+    let (year, month, day) = civil_from_days(unix / 86_400);
+    Civil {
+        year,
+        month,
+        day,
+        seconds: unix % 86_400,
+    }
+}
+
 fn split(unix: u64) -> (String, String) {
-    let days = unix / 86_400;
-    let seconds = unix % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let Civil {
+        year,
+        month,
+        day,
+        seconds,
+    } = civil(unix);
     (
         format!("{year:04}-{month:02}-{day:02}"),
         format!(
