@@ -193,17 +193,6 @@ pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizin
 /// returns. On any error (disk full included) the old file is left as it was
 /// and the temporary file is removed.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    atomic_write_with_group(path, contents, mode, None)
-}
-
-/// [`atomic_write`], with the new file's group set to `group` before it
-/// replaces the old one (so it is never visible with the wrong group).
-pub fn atomic_write_with_group(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    group: Option<u32>,
-) -> Result<(), Error> {
     let fail = |e: io::Error| Error::file(path, FileProblem::Io(describe_io_error(&e)));
     let dir = path
         .parent()
@@ -212,17 +201,9 @@ pub fn atomic_write_with_group(
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
-        .rand_bytes(6)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(fail)?;
-    if let Some(gid) = group {
-        std::os::unix::fs::fchown(temp.as_file(), None, Some(gid)).map_err(fail)?;
-        // chown may clear mode bits on some systems; set them again.
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(fail)?;
-    }
     temp.write_all(contents).map_err(fail)?;
     temp.as_file().sync_all().map_err(fail)?;
     temp.persist(path).map_err(|e| fail(e.error))?;
@@ -232,8 +213,9 @@ pub fn atomic_write_with_group(
 
 /// Replace `path` with `contents` through the temporary file `temporary`
 /// (same directory), which the caller alone may write (it holds a lock).
-/// A leftover from an interrupted call is truncated and reused. Mode,
-/// group, fsync and rename as in [`atomic_write_with_group`].
+/// A leftover from an interrupted call is truncated and reused. The group
+/// is set before the rename, so the file is never visible with the wrong
+/// one; fsync and rename as in [`atomic_write`].
 pub fn replace_through(
     temporary: &Path,
     path: &Path,
