@@ -14,6 +14,16 @@ pub fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> 
     }
 }
 
+/// [`check`] with a message built only on failure (for messages that
+/// format whole outputs or files).
+pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
 /// A log line of `stack` containing `needle` arrives within two seconds.
 pub fn assert_logged(stack: &Stack, needle: &str) -> Result<(), Failed> {
     check(

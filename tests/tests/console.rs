@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::fixtures::Enrolled;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::production_module;
@@ -41,14 +42,6 @@ impl Shared {
             .get_or_init(|| World::set_up(&self.ns))
             .as_ref()
             .map_err(|why| format!("setting up the console stacks failed: {why}").into())
-    }
-}
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::Failed;
 use serde_json::Value;
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::fixtures::Enrolled;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt};
@@ -21,14 +22,6 @@ use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::generate_key;
 use twofactor_integration_tests::users::{user, TestUser, PASSWORD};
 use twofactor_integration_tests::{production_module, twofactor_binary};
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
 
 const GOOD_SSHD: &str = "UsePAM yes\nKbdInteractiveAuthentication yes\n\
     PasswordAuthentication no\nPubkeyAuthentication yes\n\

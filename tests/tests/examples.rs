@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::Failed;
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::{
@@ -29,14 +30,6 @@ struct Shared {
     serial: Mutex<()>,
     /// Debian's /etc/pam.d/sshd, read before any example replaced it.
     debian_sshd: String,
-}
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
 }
 
 fn examples_dir() -> PathBuf {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use twofactor_core::backup::BackupCodeKind;
 use twofactor_core::enrollment::{decode_base32_secret, Enrollment};
 use twofactor_core::totp::{Algorithm, TotpParams};
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::fixtures::Stack;
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, Shown};
@@ -22,14 +23,6 @@ use twofactor_integration_tests::users::{user, TestUser};
 use twofactor_integration_tests::{production_module, test_clock_module, twofactor_binary};
 
 const NOW: u64 = 1_800_000_000;
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
 
 /// Run the real google-authenticator as `account`, writing `path`.
 fn google_authenticator(account: &TestUser, path: &Path, options: &[&str]) -> Result<(), String> {

@@ -24,6 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::Failed;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
 use twofactor_integration_tests::run_trials;
@@ -85,14 +86,6 @@ fn build_deb(ns: &TestNamespace) -> Result<PathBuf, String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let deb = stdout.lines().last().unwrap_or_default().trim();
     Ok(PathBuf::from(deb))
-}
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
 }
 
 fn describe(what: &str, output: &Output) -> String {

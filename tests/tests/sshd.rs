@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::production_module;
 use twofactor_integration_tests::sshd::{
@@ -57,14 +58,6 @@ impl Shared {
             .get_or_init(|| World::set_up(&self.ns))
             .as_ref()
             .map_err(|why| format!("setting up sshd failed: {why}").into())
-    }
-}
-
-fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
     }
 }
 
