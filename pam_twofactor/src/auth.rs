@@ -12,7 +12,7 @@ use twofactor_core::config::{
 use twofactor_core::enrollment::{expand_path, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::secret::SecretString;
-use twofactor_core::state::{FailureKind, StateStore};
+use twofactor_core::state::{FailureKind, LoginState, StateStore};
 use twofactor_core::verify::{self, Verdict};
 use twofactor_core::Error;
 use twofactor_core::{notify, ratelimit};
@@ -229,7 +229,12 @@ impl Login<'_> {
             // forward_pass or use_first_pass the next module expects the
             // password this module would have split off.
             let asks_code_alone = !args.forward_pass && args.pass_mode != PassMode::UseFirstPass;
-            if asks_code_alone && self.within_grace_period(&config, account, &context) {
+            // Read once for the grace period and the lockout notice; both are
+            // advisory here, the binding decisions are taken under the lock.
+            let peeked = StateStore::new(Path::new(&config.state_dir))
+                .peek(&account.name, self.system.state_owner())
+                .ok();
+            if asks_code_alone && self.within_grace_period(&config, peeked.as_ref(), &context) {
                 return Outcome::Verified;
             }
             // A registered security key comes first (fido2_login.rs); it is
@@ -239,7 +244,7 @@ impl Login<'_> {
             {
                 return outcome;
             }
-            if self.announce_lockout(session, &config, account, &context) {
+            if self.announce_lockout(session, &config, peeked.as_ref(), &context) {
                 return Outcome::Refused;
             }
         }
@@ -297,19 +302,15 @@ impl Login<'_> {
     fn within_grace_period(
         &mut self,
         config: &Config,
-        account: &Account,
+        state: Option<&LoginState>,
         context: &LogContext,
     ) -> bool {
-        let Some(origin) = context.origin.as_deref() else {
+        let (Some(origin), Some(state)) = (context.origin.as_deref(), state) else {
             return false;
         };
         if config.grace_period == 0 {
             return false;
         }
-        let store = StateStore::new(Path::new(&config.state_dir));
-        let Ok(state) = store.peek(&account.name, self.system.state_owner()) else {
-            return false;
-        };
         if !state.within_grace(origin, self.now, config.grace_period) {
             return false;
         }
@@ -330,18 +331,17 @@ impl Login<'_> {
         &mut self,
         session: &mut dyn Session,
         config: &Config,
-        account: &Account,
+        state: Option<&LoginState>,
         context: &LogContext,
     ) -> bool {
-        let store = StateStore::new(Path::new(&config.state_dir));
-        let Ok(state) = store.peek(&account.name, self.system.state_owner()) else {
+        let Some(state) = state else {
             return false;
         };
         let limits = config.limits();
         let host = context.host.as_deref();
-        let code_lock = ratelimit::locked_until(&state, &limits, FailureKind::Code, host, self.now);
+        let code_lock = ratelimit::locked_until(state, &limits, FailureKind::Code, host, self.now);
         let backup_lock =
-            ratelimit::locked_until(&state, &limits, FailureKind::BackupCode, host, self.now);
+            ratelimit::locked_until(state, &limits, FailureKind::BackupCode, host, self.now);
         match (code_lock, backup_lock) {
             (Some(code_until), Some(backup_until)) => {
                 let until = code_until.min(backup_until);
