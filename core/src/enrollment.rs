@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::backup::BackupCodeHash;
-use crate::error::{redact_toml_error, Error};
+use crate::error::{redact_json_error, redact_toml_error, Error};
 use crate::fido2::{self, CredentialEntry};
 use crate::secret::SecretBytes;
 use crate::totp::{Algorithm, TotpParams, DIGITS_RANGE, MIN_SECRET_BYTES, PERIOD_RANGE};
@@ -19,7 +19,40 @@ pub const MAX_ENROLLMENT_BYTES: u64 = 64 * 1024;
 const MAX_SECRET_BYTES: usize = 128;
 const MAX_BACKUP_CODES: usize = 100;
 /// Default location, relative to the user's home through `%h`.
-pub const DEFAULT_ENROLLMENT_PATH: &str = "%h/.config/twofactor/enrollment.toml";
+pub const DEFAULT_ENROLLMENT_PATH: &str = "%h/.config/twofactor/enrollment.json";
+/// The default file's name before enrollments were written as JSON.
+const LEGACY_FILE_NAME: &str = "enrollment.toml";
+const CURRENT_FILE_NAME: &str = "enrollment.json";
+
+/// How an enrollment file is written. Reading needs no choice: a JSON
+/// document starts with `{`, which no TOML document can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentFormat {
+    /// The default: a tenth of TOML's parsing cost, paid at every login.
+    Json,
+    /// Version 1's original form, kept for paths that end in `.toml`.
+    Toml,
+}
+
+impl EnrollmentFormat {
+    /// The format for a file at `path`: TOML if its name ends in `.toml`
+    /// (an administrator's `enrollment_path` keeps the form it names), JSON
+    /// otherwise.
+    pub fn for_path(path: &Path) -> Self {
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            EnrollmentFormat::Toml
+        } else {
+            EnrollmentFormat::Json
+        }
+    }
+}
+
+/// The file to read when `path` does not exist: `enrollment.toml` beside an
+/// `enrollment.json`, the default file's name before version 1 documents were
+/// written as JSON. Writers replace it with `path` and remove it.
+pub fn legacy_path(path: &Path) -> Option<PathBuf> {
+    (path.file_name()? == CURRENT_FILE_NAME).then(|| path.with_file_name(LEGACY_FILE_NAME))
+}
 
 /// A user's enrolled factors, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,8 +138,11 @@ impl Enrollment {
             what: format!("enrollment file {origin}"),
             why,
         };
-        let document: EnrollmentDocument =
-            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?;
+        let document: EnrollmentDocument = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| invalid(redact_json_error(&e)))?
+        } else {
+            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?
+        };
         if document.version != ENROLLMENT_VERSION {
             return Err(invalid(format!(
                 "unsupported version {} (this module reads version {ENROLLMENT_VERSION})",
@@ -134,9 +170,39 @@ impl Enrollment {
         })
     }
 
-    /// The document's text, as written to disk.
+    /// The document's text in `format`, as written to disk.
+    pub fn to_text(&self, format: EnrollmentFormat) -> zeroize::Zeroizing<String> {
+        match format {
+            EnrollmentFormat::Json => self.to_json(),
+            EnrollmentFormat::Toml => self.to_toml(),
+        }
+    }
+
+    /// The document as JSON (pretty-printed, so a person can read it).
+    pub fn to_json(&self) -> zeroize::Zeroizing<String> {
+        // Written into one buffer larger than any valid document, so growing
+        // it never leaves a copy of the secret behind in freed memory.
+        let mut text = zeroize::Zeroizing::new(Vec::with_capacity(MAX_ENROLLMENT_BYTES as usize));
+        let written = serde_json::to_writer_pretty(&mut *text, &self.document());
+        text.push(b'\n');
+        match (written, std::str::from_utf8(&text)) {
+            (Ok(()), Ok(json)) => zeroize::Zeroizing::new(json.to_string()),
+            _ => zeroize::Zeroizing::new(String::new()),
+        }
+    }
+
+    /// The document as TOML, version 1's original form.
     pub fn to_toml(&self) -> zeroize::Zeroizing<String> {
-        let document = EnrollmentDocument {
+        let body = toml::to_string(&self.document()).unwrap_or_default();
+        zeroize::Zeroizing::new(format!(
+            "# pam_twofactor enrollment, written by `twofactor`. It holds your TOTP secret:\n\
+             # keep it private (mode 0600). Backup codes are stored only as salted hashes.\n\
+             {body}"
+        ))
+    }
+
+    fn document(&self) -> EnrollmentDocument {
+        EnrollmentDocument {
             version: ENROLLMENT_VERSION,
             totp: self.totp.as_ref().map(|t| TotpSection {
                 secret: encode_base32_secret(&t.secret).to_string(),
@@ -146,13 +212,7 @@ impl Enrollment {
             }),
             backup_codes: self.backup_codes.clone(),
             fido2: self.fido2.iter().map(fido2::Credential::to_entry).collect(),
-        };
-        let body = toml::to_string(&document).unwrap_or_default();
-        zeroize::Zeroizing::new(format!(
-            "# pam_twofactor enrollment, written by `twofactor`. It holds your TOTP secret:\n\
-             # keep it private (mode 0600). Backup codes are stored only as salted hashes.\n\
-             {body}"
-        ))
+        }
     }
 
     /// True when at least one factor is enrolled.
@@ -324,11 +384,74 @@ hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
     }
 
     #[test]
+    fn json_and_toml_documents_read_the_same() {
+        let from_toml = Enrollment::parse(SAMPLE, "test").unwrap();
+        let json = from_toml.to_json();
+        assert!(json.starts_with("{\n"), "{}", json.as_str());
+        let from_json = Enrollment::parse(&json, "json").unwrap();
+        assert_eq!(from_json, from_toml);
+        assert_eq!(
+            Enrollment::parse(&from_json.to_text(EnrollmentFormat::Toml), "toml").unwrap(),
+            from_toml
+        );
+        // Leading blank space does not change which reader is used.
+        let indented = format!("\n  {}", json.as_str());
+        assert_eq!(Enrollment::parse(&indented, "json").unwrap(), from_toml);
+    }
+
+    #[test]
+    fn rejects_bad_json_documents() {
+        let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let cases = [
+            ("{\"version\": 2}".to_string(), "unsupported version"),
+            ("{\"version\": 1, \"extra\": 1}".into(), "unexpected field or value"),
+            ("{\"version\": 1, \"version\": 1}".into(), "unexpected field or value"),
+            (
+                format!("{{\"version\": 1, \"totp\": {{\"secret\": \"{secret}\", \"digits\": 9}}}}"),
+                "digits must be",
+            ),
+            ("{\"version\": 1, \"totp\": {\"secret\": \"!!!\"}}".into(), "not valid base32"),
+            ("{\"version\": 1,".into(), "unexpected end of the document"),
+            ("{\"version\": 1} trailing".into(), "JSON syntax error at line 1"),
+        ];
+        for (text, expected) in cases {
+            let err = Enrollment::parse(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?} gave {err}");
+        }
+        // serde_json would quote the string it did not expect.
+        let misplaced = format!("{{\"version\": \"{secret}\"}}");
+        let err = Enrollment::parse(&misplaced, "t").unwrap_err().to_string();
+        assert!(!err.contains("GEZDGNBV"), "{err}");
+        assert!(err.contains("line 1, column"), "{err}");
+    }
+
+    #[test]
+    fn format_follows_the_file_name() {
+        let json = EnrollmentFormat::for_path(Path::new("/h/.config/twofactor/enrollment.json"));
+        assert_eq!(json, EnrollmentFormat::Json);
+        let toml = EnrollmentFormat::for_path(Path::new("/var/lib/twofactor/alice.toml"));
+        assert_eq!(toml, EnrollmentFormat::Toml);
+        let bare = EnrollmentFormat::for_path(Path::new("/var/lib/twofactor/alice"));
+        assert_eq!(bare, EnrollmentFormat::Json);
+    }
+
+    #[test]
+    fn only_the_default_file_name_has_a_legacy_file() {
+        assert_eq!(
+            legacy_path(Path::new("/h/.config/twofactor/enrollment.json")),
+            Some(PathBuf::from("/h/.config/twofactor/enrollment.toml"))
+        );
+        assert_eq!(legacy_path(Path::new("/var/lib/twofactor/alice.json")), None);
+        assert_eq!(legacy_path(Path::new("/h/enrollment.toml")), None);
+        assert_eq!(legacy_path(Path::new("/")), None);
+    }
+
+    #[test]
     fn path_expansion() {
         let home = Path::new("/home/alice/");
         assert_eq!(
             expand_path(DEFAULT_ENROLLMENT_PATH, "alice", home).unwrap(),
-            PathBuf::from("/home/alice/.config/twofactor/enrollment.toml")
+            PathBuf::from("/home/alice/.config/twofactor/enrollment.json")
         );
         assert_eq!(
             expand_path("/var/lib/twofactor/%u/100%%", "alice", home).unwrap(),

@@ -124,3 +124,20 @@ pub fn redact_toml_error(err: &toml::de::Error) -> String {
         .unwrap_or_default();
     format!("{}{}", err.message().trim(), position)
 }
+
+/// serde_json's messages may quote the input (`invalid type: string "..."`),
+/// which in an enrollment file may be the TOTP secret: keep the kind of
+/// error and its position only.
+pub fn redact_json_error(err: &serde_json::Error) -> String {
+    format!(
+        "{} at line {}, column {}",
+        match err.classify() {
+            serde_json::error::Category::Io => "read error",
+            serde_json::error::Category::Syntax => "JSON syntax error",
+            serde_json::error::Category::Data => "unexpected field or value",
+            serde_json::error::Category::Eof => "unexpected end of the document",
+        },
+        err.line(),
+        err.column()
+    )
+}

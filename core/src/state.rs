@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{redact_toml_error, Error};
+use crate::error::{redact_json_error, redact_toml_error, Error};
 use crate::files::{self, FileRequirements, LockGuard};
 
 /// Current version of the state document.
@@ -160,15 +160,7 @@ impl LoginState {
             why,
         };
         let state: LoginState = if text.trim_start().starts_with('{') {
-            // The position only: serde_json's messages may quote the input.
-            serde_json::from_str(text).map_err(|e| {
-                invalid(format!(
-                    "{:?} error at line {}, column {}",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ))
-            })?
+            serde_json::from_str(text).map_err(|e| invalid(redact_json_error(&e)))?
         } else {
             toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?
         };
