@@ -9,7 +9,7 @@ use std::path::Path;
 use twofactor_core::config::{
     Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, MAX_CONFIG_BYTES,
 };
-use twofactor_core::enrollment::{expand_path, Enrollment};
+use twofactor_core::enrollment::{expand_path, legacy_path, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::secret::SecretString;
 use twofactor_core::state::{FailureKind, LoginState, StateStore};
@@ -414,7 +414,16 @@ impl Login<'_> {
             Ok(path) => path,
             Err(e) => return Target::Broken(e),
         };
-        match self.system.enrollment(&account, &path) {
+        // An enrollment written before the default file became JSON is
+        // read from its old name until the next change moves it.
+        let found = match self.system.enrollment(&account, &path) {
+            Ok(None) => match legacy_path(&path) {
+                Some(legacy) => self.system.enrollment(&account, &legacy),
+                None => Ok(None),
+            },
+            other => other,
+        };
+        match found {
             Ok(Some(enrollment)) if has_usable_method(config, &enrollment) => {
                 Target::Enrolled(account, enrollment)
             }

@@ -740,6 +740,112 @@ fn nullok_still_asks_enrolled_and_unknown_users() {
     assert_eq!(h.login(&mut unknown, &["nullok"]), PamCode::UserUnknown);
 }
 
+/// `enrollment_path` naming the default file, `enrollment.json`, under
+/// which the old `enrollment.toml` is still read.
+const DEFAULT_NAMED_PATH_ARG: &str = "enrollment_path=%h/.twofactor-test/%u/enrollment.json";
+
+fn default_named_paths(user: &str) -> (PathBuf, PathBuf) {
+    let dir = Harness::home(user).join(format!(".twofactor-test/{user}"));
+    (dir.join("enrollment.json"), dir.join("enrollment.toml"))
+}
+
+fn other_totp_enrollment() -> Enrollment {
+    Enrollment {
+        totp: Some(TotpParams {
+            secret: SecretBytes::new(vec![0x33; 20]),
+            ..totp_params()
+        }),
+        ..Enrollment::default()
+    }
+}
+
+#[test]
+fn enrollment_in_the_old_default_file_is_read_when_the_json_file_is_absent() {
+    let mut h = Harness::new();
+    h.add_user("alice");
+    let (_json, legacy) = default_named_paths("alice");
+    let (enrollment, _) = enrollment_with(2);
+    h.system.enrollments.insert(legacy, Ok(Some(enrollment)));
+
+    let code = totp_code(NOW);
+    let mut session = ScriptedSession::new("alice", prompt_answered(&code));
+    assert_eq!(
+        h.login(&mut session, &[DEFAULT_NAMED_PATH_ARG]),
+        PamCode::Success
+    );
+    assert_eq!(h.state("alice").last_totp_step, Some(NOW / 30));
+
+    // Only a file named enrollment.json has the old name as a fallback.
+    h.log.clear();
+    let mut elsewhere = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW + 30)));
+    assert_eq!(
+        h.login(
+            &mut elsewhere,
+            &["enrollment_path=%h/.twofactor-test/%u/other.json"]
+        ),
+        PamCode::AuthError
+    );
+    h.log.assert_single(
+        Severity::Warning,
+        &[
+            "no second factor enrolled (unenrolled = fail)",
+            "user=alice",
+        ],
+    );
+}
+
+#[test]
+fn json_enrollment_wins_over_a_leftover_old_file() {
+    let mut h = Harness::new();
+    h.add_user("alice");
+    let (json, legacy) = default_named_paths("alice");
+    let (enrollment, _) = enrollment_with(2);
+    h.system.enrollments.insert(json, Ok(Some(enrollment)));
+    h.system
+        .enrollments
+        .insert(legacy, Ok(Some(other_totp_enrollment())));
+
+    let leftover_code = other_totp_enrollment()
+        .totp
+        .unwrap()
+        .code_at(NOW)
+        .to_string();
+    assert_ne!(leftover_code, totp_code(NOW));
+    let mut stale = ScriptedSession::new("alice", prompt_answered(&leftover_code));
+    assert_eq!(
+        h.login(&mut stale, &[DEFAULT_NAMED_PATH_ARG]),
+        PamCode::AuthError
+    );
+
+    let mut current = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));
+    assert_eq!(
+        h.login(&mut current, &[DEFAULT_NAMED_PATH_ARG]),
+        PamCode::Success
+    );
+}
+
+#[test]
+fn broken_json_enrollment_is_not_replaced_by_the_old_file() {
+    let mut h = Harness::new();
+    h.add_user("alice");
+    let (json, legacy) = default_named_paths("alice");
+    h.system
+        .enrollments
+        .insert(json.clone(), Err(Error::file(&json, FileProblem::Symlink)));
+    let (enrollment, _) = enrollment_with(2);
+    h.system.enrollments.insert(legacy, Ok(Some(enrollment)));
+
+    let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));
+    assert_eq!(
+        h.login(&mut session, &[DEFAULT_NAMED_PATH_ARG]),
+        PamCode::AuthInfoUnavailable
+    );
+    h.log.assert_single(
+        Severity::Error,
+        &[json.to_str().unwrap(), "is a symbolic link (refused)"],
+    );
+}
+
 #[test]
 fn broken_enrollment_fails_closed_after_the_prompt() {
     let mut h = Harness::new();

@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use twofactor_core::config::Config;
-use twofactor_core::enrollment::Enrollment;
+use twofactor_core::enrollment::{Enrollment, EnrollmentFormat};
 use twofactor_core::state::LoginState;
 use twofactor_core::{backup, verify};
 
@@ -34,14 +34,18 @@ pub fn module_args(data: &[u8]) {
     }
 }
 
-/// The enrollment file; what parses must survive a write and a re-read.
+/// The enrollment file, JSON or TOML; what parses must survive a write in
+/// either format and a re-read.
 pub fn enrollment(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     if let Ok(parsed) = Enrollment::parse(text, "fuzz") {
-        let again = Enrollment::parse(&parsed.to_toml(), "again").expect("own output parses");
-        assert_eq!(again, parsed, "enrollment round trip");
+        for format in [EnrollmentFormat::Json, EnrollmentFormat::Toml] {
+            let again = Enrollment::parse(&parsed.to_text(format), "again")
+                .unwrap_or_else(|e| panic!("own {format:?} output does not parse: {e}"));
+            assert_eq!(again, parsed, "enrollment round trip through {format:?}");
+        }
     }
 }
 
