@@ -94,7 +94,7 @@ impl Stack {
         fs::set_permissions(&enroll_root, fs::Permissions::from_mode(0o755)).unwrap();
         let config_path = base.join("pam_twofactor.toml");
         let config = format!(
-            "enrollment_path = \"{}/%u/enrollment.toml\"\nstate_dir = \"{}\"\n{extra_config}\n",
+            "enrollment_path = \"{}/%u/enrollment.json\"\nstate_dir = \"{}\"\n{extra_config}\n",
             enroll_root.display(),
             state_dir.display()
         );
@@ -124,7 +124,7 @@ impl Stack {
 
     /// Where `user`'s enrollment lives under this stack's configuration.
     pub fn enrollment_path(&self, user: &TestUser) -> PathBuf {
-        self.enroll_root.join(&user.name).join("enrollment.toml")
+        self.enroll_root.join(&user.name).join("enrollment.json")
     }
 
     /// The user's enrollment directory, created (owned by the user, 0700).
@@ -150,7 +150,7 @@ impl Stack {
 
     /// Enroll `user` with `enrolled`.
     pub fn enroll(&self, user: &TestUser, enrolled: &Enrolled) -> PathBuf {
-        self.write_enrollment_text(user, &enrolled.enrollment.to_toml())
+        self.write_enrollment_text(user, &enrolled.enrollment.to_json())
     }
 
     /// Run pam_authenticate for `user`.

@@ -719,7 +719,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
             ),
         )?;
         let enrolled = Enrolled::standard();
-        let text = enrolled.enrollment.to_toml().to_string();
+        let text = enrolled.enrollment.to_json().to_string();
         let place = |index: u32| -> Result<(twofactor_integration_tests::users::TestUser, PathBuf), Failed> {
             let u = user(index);
             let dir = u.home.join(".config/twofactor");
@@ -728,7 +728,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
                 chown(&d, Some(u.uid), Some(u.uid))?;
                 fs::set_permissions(&d, fs::Permissions::from_mode(0o700))?;
             }
-            let path = dir.join("enrollment.toml");
+            let path = dir.join("enrollment.json");
             let _ = fs::remove_file(&path);
             fs::write(&path, &text)?;
             chown(&path, Some(u.uid), Some(u.uid))?;

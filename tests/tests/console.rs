@@ -103,7 +103,7 @@ impl World {
         write_file(
             &config,
             &format!(
-                "enrollment_path = \"{}/%u/enrollment.toml\"\nstate_dir = \"{}\"\n",
+                "enrollment_path = \"{}/%u/enrollment.json\"\nstate_dir = \"{}\"\n",
                 enroll_root.display(),
                 dir.join("state").display()
             ),
@@ -155,8 +155,8 @@ impl World {
         let enrolled = Enrolled::standard();
         let dir = self.dir.join("enroll").join(&account.name);
         fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let path = dir.join("enrollment.toml");
-        write_file(&path, &enrolled.enrollment.to_toml(), 0o600)?;
+        let path = dir.join("enrollment.json");
+        write_file(&path, &enrolled.enrollment.to_json(), 0o600)?;
         for (p, mode) in [(&dir, 0o700), (&path, 0o600)] {
             chown(p, Some(account.uid), Some(account.uid)).map_err(|e| format!("chown: {e}"))?;
             fs::set_permissions(p, fs::Permissions::from_mode(mode))

@@ -66,7 +66,7 @@ impl Setup {
         write(
             &setup.config,
             &format!(
-                "enrollment_path = \"{}/%u/enrollment.toml\"\nstate_dir = \"{}\"\n",
+                "enrollment_path = \"{}/%u/enrollment.json\"\nstate_dir = \"{}\"\n",
                 setup.dir.join("enroll").display(),
                 setup.dir.join("state").display()
             ),
@@ -132,8 +132,8 @@ impl Setup {
         let enrolled = Enrolled::standard();
         let dir = self.dir.join("enroll").join(&self.account.name);
         fs::create_dir_all(&dir)?;
-        let path = dir.join("enrollment.toml");
-        fs::write(&path, enrolled.enrollment.to_toml())?;
+        let path = dir.join("enrollment.json");
+        fs::write(&path, enrolled.enrollment.to_json())?;
         for (p, mode) in [(&dir, 0o700), (&path, 0o600)] {
             chown(p, Some(self.account.uid), Some(self.account.uid))?;
             fs::set_permissions(p, fs::Permissions::from_mode(mode))?;
@@ -373,7 +373,7 @@ fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
         .dir
         .join("enroll")
         .join(&setup.account.name)
-        .join("enrollment.toml");
+        .join("enrollment.json");
     fs::set_permissions(&enrollment, fs::Permissions::from_mode(0o644))?;
     expect_problem(&setup.doctor(&[]), "enrollment is refused by the module")?;
     fs::remove_file(&enrollment)?;
@@ -408,8 +408,8 @@ fn lockout_is_a_problem(ns: &TestNamespace) -> Result<(), Failed> {
         .dir
         .join("enroll")
         .join(&setup.account.name)
-        .join("enrollment.toml");
-    fs::write(&path, totp_only.to_toml())?;
+        .join("enrollment.json");
+    fs::write(&path, totp_only.to_json())?;
     let wrong = if enrolled.code_at(now()) == "999999" {
         "999998"
     } else {

@@ -352,7 +352,7 @@ fn install_enable_login_remove(shared: &Shared) -> Result<(), Failed> {
         .as_str()
         .ok_or("no code")?
         .to_string();
-    let enrollment = alice.home.join(".config/twofactor/enrollment.toml");
+    let enrollment = alice.home.join(".config/twofactor/enrollment.json");
     check(enrollment.exists(), || "no enrollment in the home".into())?;
 
     // Enable the profile.

@@ -356,12 +356,12 @@ type Spoiler = Box<dyn Fn(&std::path::Path, u32)>;
 fn hostile_enrollment_files_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
     let stack = stack(ns, "hostile", "", "");
     let enrolled = Enrolled::standard();
-    let good_text = enrolled.enrollment.to_toml().to_string();
+    let good_text = enrolled.enrollment.to_json().to_string();
     let cases: Vec<(&str, Spoiler, &str)> = vec![
         (
             "symlink",
             Box::new(|path, uid| {
-                let target = path.with_file_name("real.toml");
+                let target = path.with_file_name("real.json");
                 fs::rename(path, &target).unwrap();
                 symlink(&target, path).unwrap();
                 let _ = uid;
@@ -372,7 +372,7 @@ fn hostile_enrollment_files_fail_closed(ns: &TestNamespace) -> Result<(), Failed
             "dangling symlink",
             Box::new(|path, _| {
                 fs::remove_file(path).unwrap();
-                symlink("/nonexistent/enrollment.toml", path).unwrap();
+                symlink("/nonexistent/enrollment.json", path).unwrap();
             }),
             "is a symbolic link (refused)",
         ),
@@ -443,6 +443,13 @@ fn hostile_enrollment_files_fail_closed(ns: &TestNamespace) -> Result<(), Failed
             "malformed TOML",
             Box::new(|path, _| fs::write(path, "version = 1\n[totp\nsecret = ").unwrap()),
             "is invalid",
+        ),
+        (
+            "malformed JSON",
+            Box::new(|path, _| {
+                fs::write(path, "{\"version\": 1, \"totp\": {\"secret\": ").unwrap()
+            }),
+            "is invalid: unexpected end of the document",
         ),
         (
             "bad secret",

@@ -132,7 +132,7 @@ fn enroll(index: u32, config: &Path) -> Result<Account, String> {
     let account = user(index);
     let enrollment = enroll_with_tool(&account.name, config)?;
     // The configuration leaves enrollment_path at its default.
-    let expected = account.home.join(".config/twofactor/enrollment.toml");
+    let expected = account.home.join(".config/twofactor/enrollment.json");
     if enrollment.enrollment_path != expected || !expected.is_file() {
         return Err(format!(
             "the tool wrote {}, expected the default {}",
