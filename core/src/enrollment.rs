@@ -165,7 +165,7 @@ impl Enrollment {
         let fido2 = parse_fido2(&document.fido2).map_err(invalid)?;
         Ok(Enrollment {
             totp,
-            backup_codes: document.backup_codes.clone(),
+            backup_codes: document.backup_codes,
             fido2,
         })
     }
@@ -404,15 +404,29 @@ hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
         let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
         let cases = [
             ("{\"version\": 2}".to_string(), "unsupported version"),
-            ("{\"version\": 1, \"extra\": 1}".into(), "unexpected field or value"),
-            ("{\"version\": 1, \"version\": 1}".into(), "unexpected field or value"),
             (
-                format!("{{\"version\": 1, \"totp\": {{\"secret\": \"{secret}\", \"digits\": 9}}}}"),
+                "{\"version\": 1, \"extra\": 1}".into(),
+                "unexpected field or value",
+            ),
+            (
+                "{\"version\": 1, \"version\": 1}".into(),
+                "unexpected field or value",
+            ),
+            (
+                format!(
+                    "{{\"version\": 1, \"totp\": {{\"secret\": \"{secret}\", \"digits\": 9}}}}"
+                ),
                 "digits must be",
             ),
-            ("{\"version\": 1, \"totp\": {\"secret\": \"!!!\"}}".into(), "not valid base32"),
+            (
+                "{\"version\": 1, \"totp\": {\"secret\": \"!!!\"}}".into(),
+                "not valid base32",
+            ),
             ("{\"version\": 1,".into(), "unexpected end of the document"),
-            ("{\"version\": 1} trailing".into(), "JSON syntax error at line 1"),
+            (
+                "{\"version\": 1} trailing".into(),
+                "JSON syntax error at line 1",
+            ),
         ];
         for (text, expected) in cases {
             let err = Enrollment::parse(&text, "t").unwrap_err().to_string();
@@ -441,7 +455,10 @@ hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
             legacy_path(Path::new("/h/.config/twofactor/enrollment.json")),
             Some(PathBuf::from("/h/.config/twofactor/enrollment.toml"))
         );
-        assert_eq!(legacy_path(Path::new("/var/lib/twofactor/alice.json")), None);
+        assert_eq!(
+            legacy_path(Path::new("/var/lib/twofactor/alice.json")),
+            None
+        );
         assert_eq!(legacy_path(Path::new("/h/enrollment.toml")), None);
         assert_eq!(legacy_path(Path::new("/")), None);
     }
