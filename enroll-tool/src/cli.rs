@@ -242,7 +242,7 @@ pub enum Command {
     /// URI and the secret (for typing in by hand) are printed too. You are
     /// then asked for the code the app shows, and nothing is written until
     /// a correct one is entered. Then the backup codes are shown, once, and
-    /// the enrollment file (by default ~/.config/twofactor/enrollment.toml)
+    /// the enrollment file (by default ~/.config/twofactor/enrollment.json)
     /// is written atomically with mode 0600.
     ///
     /// An existing enrollment is never replaced without --force.

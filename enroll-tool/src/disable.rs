@@ -9,7 +9,7 @@ use twofactor_core::notify::EVENT_DISABLED;
 
 use crate::account;
 use crate::cli::{DisableArgs, DisableWhat};
-use crate::enrollment_file;
+use crate::enrollment_file::{self, EnrollmentFile};
 use crate::error::CliError;
 use crate::events::{self, Event};
 use crate::output;
@@ -58,8 +58,16 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
 
     account::become_user(&account)?;
 
-    if !enrollment_file::exists(&path)? {
-        return finish(args, &account.name, &path, Vec::new(), Vec::new(), false);
+    let existing = EnrollmentFile::find(&path)?;
+    if !existing.exists() {
+        return finish(
+            args,
+            &account.name,
+            &existing,
+            Vec::new(),
+            Vec::new(),
+            false,
+        );
     }
     let current = match args.what {
         // "all" removes the file even when it is unusable (a bad mode, a
@@ -88,7 +96,7 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
         return finish(
             args,
             &account.name,
-            &path,
+            &existing,
             Vec::new(),
             methods(&remaining),
             false,
@@ -130,7 +138,7 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
     }
 
     if remove {
-        enrollment_file::remove(&path)?;
+        enrollment_file::remove_all(&path)?;
     } else {
         enrollment_file::check_parent_dir(&path, &account)?;
         enrollment_file::save(&path, &account, &remaining)?;
@@ -140,7 +148,25 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
     } else {
         methods(&remaining)
     };
-    finish(args, &account.name, &path, disabled.clone(), left, remove)?;
+    let reported = if remove {
+        existing
+    } else {
+        // Saved: the enrollment is in the configured file now, whichever
+        // file it was read from.
+        EnrollmentFile {
+            path: path.clone(),
+            path_exists: true,
+            legacy: None,
+        }
+    };
+    finish(
+        args,
+        &account.name,
+        &reported,
+        disabled.clone(),
+        left,
+        remove,
+    )?;
 
     let event = Event {
         name: EVENT_DISABLED,
@@ -163,10 +189,11 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `file`: the enrollment as it is now, or as it was when it was removed.
 fn finish(
     args: &DisableArgs,
     user: &str,
-    path: &std::path::Path,
+    file: &EnrollmentFile,
     disabled: Vec<&'static str>,
     remaining: Vec<&'static str>,
     removed: bool,
@@ -174,17 +201,18 @@ fn finish(
     if args.json {
         return output::print(&output::json_line(&DisableReport {
             user,
-            enrollment_path: path.to_string_lossy().into_owned(),
+            enrollment_path: file.source().to_string_lossy().into_owned(),
             disabled,
             remaining,
             removed,
         })?);
     }
     let text = if removed {
-        format!(
-            "Disabled: {user} has no second factor enrolled any more ({} removed).\n",
-            path.display()
-        )
+        let files = match file.leftover() {
+            Some(leftover) => format!("{} and {}", file.path.display(), leftover.display()),
+            None => file.source().display().to_string(),
+        };
+        format!("Disabled: {user} has no second factor enrolled any more ({files} removed).\n")
     } else if disabled.is_empty() {
         let what = match args.what {
             DisableWhat::Totp => "TOTP is",

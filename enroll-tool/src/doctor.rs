@@ -29,7 +29,7 @@ use twofactor_core::verify::remaining_backup_codes;
 use crate::account::{self, Account};
 use crate::cli::DoctorArgs;
 use crate::elf;
-use crate::enrollment_file;
+use crate::enrollment_file::{self, EnrollmentFile};
 use crate::error::CliError;
 use crate::login_state::StateView;
 use crate::output;
@@ -775,6 +775,32 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                 continue;
             }
         };
+        // Files that cannot even be looked at are reported by reading them.
+        let file =
+            EnrollmentFile::find(&path).unwrap_or_else(|_| EnrollmentFile::configured(&path));
+        if let Some(legacy) = file.legacy_in_use() {
+            doctor.note(
+                "user",
+                format!(
+                    "{}'s enrollment is in the older TOML file {}: the next change, such as \
+                     'twofactor backup-codes', moves it to {}",
+                    account.name,
+                    legacy.display(),
+                    path.display()
+                ),
+            );
+        }
+        if let Some(leftover) = file.leftover() {
+            doctor.note(
+                "user",
+                format!(
+                    "{} is left over from an older version and ignored ({} is used): the next \
+                     change removes it, or delete it",
+                    leftover.display(),
+                    path.display()
+                ),
+            );
+        }
         let enrollment = match enrollment_file::load(&path, account) {
             Ok(Some(enrollment)) if enrollment.has_any_method() => enrollment,
             Ok(_) => {

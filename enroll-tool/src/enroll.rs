@@ -27,7 +27,7 @@ use twofactor_core::verify::{self, Verdict};
 
 use crate::account::{self, Account};
 use crate::cli::{EnrollArgs, QrFileFormat, QrStyle};
-use crate::enrollment_file;
+use crate::enrollment_file::{self, EnrollmentFile};
 use crate::error::CliError;
 use crate::events::{self, Event};
 use crate::output;
@@ -56,7 +56,8 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
 
     account::become_user(&account)?;
 
-    refuse_to_replace(&path, args.force)?;
+    let existing = EnrollmentFile::find(&path)?;
+    refuse_to_replace(&existing, args.force)?;
     preflight_dirs(&path, &account)?;
     if let Some(qr_file) = &args.qr_file {
         preflight_qr_file(qr_file, &account)?;
@@ -102,7 +103,7 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
     let replaced = match terminal.as_mut() {
         Some(terminal) => {
             let mut stdout = io::stdout().lock();
-            if args.force && enrollment_file::exists(&path)? {
+            if args.force && existing.exists() {
                 output::write(
                     &mut stdout,
                     "Warning: you already have an enrollment. Once you confirm a code \
@@ -169,11 +170,11 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
 fn commit(shown: &Shown, qr_file: Option<&Path>) -> Result<bool, CliError> {
     enrollment_file::create_parent_dirs(shown.path)?;
     enrollment_file::check_parent_dir(shown.path, shown.account)?;
-    let replaced = enrollment_file::exists(shown.path)?;
     // Checked again: interactively, another enrollment may have been
     // created while the user was reaching for their phone.
-    if replaced && !shown.force {
-        return Err(exists_error(shown.path));
+    let existing = EnrollmentFile::find(shown.path)?;
+    if existing.exists() && !shown.force {
+        return Err(exists_error(existing.source()));
     }
     let mut qr_guard = match qr_file {
         Some(qr_path) => Some(write_qr_file(qr_path, &shown.uri()?)?),
@@ -183,7 +184,7 @@ fn commit(shown: &Shown, qr_file: Option<&Path>) -> Result<bool, CliError> {
     if let Some(guard) = qr_guard.as_mut() {
         guard.keep();
     }
-    Ok(replaced)
+    Ok(existing.exists())
 }
 
 /// Ask for codes until one is right. Wrong codes are explained; end of
@@ -267,11 +268,12 @@ fn exists_error(path: &Path) -> CliError {
 
 /// Replacing an enrollment silently would lock the user out of every
 /// authenticator and backup code they already have.
-fn refuse_to_replace(path: &Path, force: bool) -> Result<(), CliError> {
-    // symlink_metadata: a symlink (even a dangling one) is something to
-    // replace, never something to follow.
-    if enrollment_file::exists(path)? && !force {
-        return Err(exists_error(path));
+/// An enrollment still in the legacy file counts: the module reads it.
+fn refuse_to_replace(existing: &EnrollmentFile, force: bool) -> Result<(), CliError> {
+    // Found with symlink_metadata: a symlink (even a dangling one) is
+    // something to replace, never something to follow.
+    if existing.exists() && !force {
+        return Err(exists_error(existing.source()));
     }
     Ok(())
 }

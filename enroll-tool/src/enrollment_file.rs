@@ -3,6 +3,12 @@
 //!
 //! Everything here runs after the switch to the user (see `account.rs`), so
 //! the file is read and written with the user's rights only.
+//!
+//! Enrollments made before the default file became `enrollment.json` are in
+//! `enrollment.toml` beside it (the legacy file). The rule is the module's:
+//! the legacy file is read only when the configured file does not exist;
+//! every change writes the configured file and then removes the legacy one,
+//! so an enrollment moves at its next change.
 
 use std::fs::{self, DirBuilder};
 use std::io;
@@ -12,7 +18,9 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{self, AccessFlags};
 
 use twofactor_core::config::Config;
-use twofactor_core::enrollment::{expand_path, Enrollment, MAX_ENROLLMENT_BYTES};
+use twofactor_core::enrollment::{
+    expand_path, legacy_path, Enrollment, EnrollmentFormat, MAX_ENROLLMENT_BYTES,
+};
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{
     self, atomic_write, describe_io_error, read_checked_text, FileRequirements,
@@ -20,6 +28,7 @@ use twofactor_core::files::{
 
 use crate::account::Account;
 use crate::error::CliError;
+use crate::output;
 
 /// Where `account`'s enrollment lives under `config`.
 pub fn path_of(config: &Config, account: &Account) -> Result<PathBuf, CliError> {
@@ -35,12 +44,82 @@ fn requirements(account: &Account) -> FileRequirements {
 }
 
 /// Read the enrollment the way the module does (owner, mode, parent
-/// directory, size, then parse). `Ok(None)`: there is none.
+/// directory, size, then parse), from the legacy file when `path` does not
+/// exist. `Ok(None)`: there is none.
 pub fn load(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
+    match read(path, account)? {
+        Some(enrollment) => Ok(Some(enrollment)),
+        None => match legacy_path(path) {
+            Some(legacy) => read(&legacy, account),
+            None => Ok(None),
+        },
+    }
+}
+
+fn read(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
     match read_checked_text(path, &requirements(account)) {
         Ok(text) => Enrollment::parse(&text, &path.display().to_string()).map(Some),
         Err(err) if err.is_missing_file() => Ok(None),
         Err(err) => Err(err),
+    }
+}
+
+/// Which of an enrollment's files exist: the configured one and the legacy
+/// one beside it. For deciding whether there is an enrollment to replace,
+/// and for naming the file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentFile {
+    /// The configured file: every change writes it.
+    pub path: PathBuf,
+    /// Something (even a dangling symlink) is at `path`.
+    pub path_exists: bool,
+    /// The legacy file, when one exists.
+    pub legacy: Option<PathBuf>,
+}
+
+impl EnrollmentFile {
+    /// Look at both files.
+    pub fn find(path: &Path) -> Result<Self, CliError> {
+        let path_exists = exists(path)?;
+        let legacy = match legacy_path(path) {
+            Some(legacy) if exists(&legacy)? => Some(legacy),
+            _ => None,
+        };
+        Ok(EnrollmentFile {
+            path: path.to_path_buf(),
+            path_exists,
+            legacy,
+        })
+    }
+
+    /// The configured file alone, for reports when the files cannot even be
+    /// looked at: [`load`] then reads `path` and says what is wrong.
+    pub fn configured(path: &Path) -> Self {
+        EnrollmentFile {
+            path: path.to_path_buf(),
+            path_exists: true,
+            legacy: None,
+        }
+    }
+
+    /// Is there an enrollment, in either file?
+    pub fn exists(&self) -> bool {
+        self.path_exists || self.legacy.is_some()
+    }
+
+    /// The file [`load`] reads: `path`, unless only the legacy file exists.
+    pub fn source(&self) -> &Path {
+        self.legacy_in_use().unwrap_or(&self.path)
+    }
+
+    /// The legacy file, when it holds the enrollment (`path` does not exist).
+    pub fn legacy_in_use(&self) -> Option<&Path> {
+        self.legacy.as_deref().filter(|_| !self.path_exists)
+    }
+
+    /// The legacy file, when `path` exists too: a leftover, ignored.
+    pub fn leftover(&self) -> Option<&Path> {
+        self.legacy.as_deref().filter(|_| self.path_exists)
     }
 }
 
@@ -124,17 +203,32 @@ pub fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> 
     })
 }
 
-/// Replace the file with `enrollment` (atomically, mode 0600), then read it
-/// back the way the module will, so a success here means the codes work at
-/// the next login.
+/// Replace the file with `enrollment` (atomically, mode 0600, in the format
+/// its name calls for), then read it back the way the module will, so a
+/// success here means the codes work at the next login. A legacy file is
+/// removed afterwards: ignored from now on, it would only keep old secrets.
 pub fn save(path: &Path, account: &Account, enrollment: &Enrollment) -> Result<(), CliError> {
-    atomic_write(path, enrollment.to_toml().as_bytes(), 0o600)?;
-    let reread = load(path, account)?;
+    let text = enrollment.to_text(EnrollmentFormat::for_path(path));
+    atomic_write(path, text.as_bytes(), 0o600)?;
+    let reread = read(path, account)?;
     if reread.as_ref() != Some(enrollment) {
         return Err(CliError::System(format!(
             "{} changed while it was being written; run the command again",
             path.display()
         )));
+    }
+    if let Some(legacy) = legacy_path(path) {
+        // A warning, not an error: the change is made and in use, and
+        // failing now would hide what the command has to show (new codes).
+        if let Err(err) = remove(&legacy) {
+            output::warn(&format!(
+                "{}; the enrollment was written to {}, which is the one used, so {} is \
+                 ignored: delete it",
+                err.message(),
+                path.display(),
+                legacy.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -157,4 +251,56 @@ pub fn remove(path: &Path) -> Result<(), CliError> {
         let _ = fs::File::open(parent).and_then(|dir| dir.sync_all());
     }
     Ok(())
+}
+
+/// Remove the enrollment: the file and a legacy one beside it.
+pub fn remove_all(path: &Path) -> Result<(), CliError> {
+    remove(path)?;
+    match legacy_path(path) {
+        Some(legacy) => remove(&legacy),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_file_is_used_only_without_the_configured_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enrollment.json");
+        let legacy = dir.path().join("enrollment.toml");
+
+        let none = EnrollmentFile::find(&path).unwrap();
+        assert!(!none.exists());
+        assert_eq!(none.source(), path);
+
+        fs::write(&legacy, "").unwrap();
+        let old = EnrollmentFile::find(&path).unwrap();
+        assert!(old.exists());
+        assert_eq!(old.source(), legacy);
+        assert_eq!(old.legacy_in_use(), Some(legacy.as_path()));
+        assert_eq!(old.leftover(), None);
+
+        fs::write(&path, "").unwrap();
+        let both = EnrollmentFile::find(&path).unwrap();
+        assert_eq!(both.source(), path);
+        assert_eq!(both.legacy_in_use(), None);
+        assert_eq!(both.leftover(), Some(legacy.as_path()));
+
+        remove_all(&path).unwrap();
+        assert!(!EnrollmentFile::find(&path).unwrap().exists());
+    }
+
+    #[test]
+    fn only_the_default_file_name_has_a_legacy_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.json");
+        fs::write(dir.path().join("enrollment.toml"), "").unwrap();
+        fs::write(dir.path().join("alice.toml"), "").unwrap();
+        let found = EnrollmentFile::find(&path).unwrap();
+        assert!(!found.exists());
+        assert_eq!(found.legacy, None);
+    }
 }

@@ -379,7 +379,7 @@ fn remove(args: &Fido2RemoveArgs) -> Result<(), CliError> {
     }
     let file_removed = !enrollment.has_any_method();
     if file_removed {
-        enrollment_file::remove(&path)?;
+        enrollment_file::remove_all(&path)?;
     } else {
         write(&path, &account, true, &enrollment)?;
     }

@@ -30,7 +30,7 @@ use twofactor_core::totp::{Algorithm, TotpParams, PERIOD_RANGE};
 
 use crate::account::{self, Account};
 use crate::cli::{GoogleAuthenticatorImportArgs, ImportArgs, ImportSource};
-use crate::enrollment_file;
+use crate::enrollment_file::{self, EnrollmentFile};
 use crate::error::CliError;
 use crate::events::{self, Event};
 use crate::output;
@@ -95,13 +95,14 @@ fn google_authenticator(args: &GoogleAuthenticatorImportArgs) -> Result<(), CliE
     account::become_user(&account)?;
     let file = read_source(&source, &account)?;
     let (enrollment, notes) = convert(&file, &config, !args.no_scratch_codes, &source)?;
-    let exists = enrollment_file::exists(&path)?;
+    let existing = EnrollmentFile::find(&path)?;
+    let exists = existing.exists();
     if exists && !args.force && !args.dry_run {
         return Err(CliError::Refused(format!(
             "{} already exists: importing replaces it, and the authenticator entry and \
              backup codes of that enrollment stop working; use --force if that is what \
              you want",
-            path.display()
+            existing.source().display()
         )));
     }
     if !args.dry_run {

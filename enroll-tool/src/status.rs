@@ -8,8 +8,6 @@
 //! The JSON keeps one key per method under `methods`, so FIDO2 security
 //! keys can be added as `methods.security_keys` without changing the rest.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use twofactor_core::config::{Config, UnenrolledPolicy};
@@ -20,7 +18,7 @@ use twofactor_core::verify::remaining_backup_codes;
 
 use crate::account::{self, Account};
 use crate::cli::StatusArgs;
-use crate::enrollment_file;
+use crate::enrollment_file::{self, EnrollmentFile};
 use crate::error::CliError;
 use crate::login_state::StateView;
 use crate::output;
@@ -45,12 +43,14 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     let state = StateView::read(&config, &account.name);
 
     account::become_user(&account)?;
+    // Files that cannot even be looked at are reported by reading them.
+    let file = EnrollmentFile::find(&path).unwrap_or_else(|_| EnrollmentFile::configured(&path));
     let enrollment = enrollment_file::load(&path, &account);
 
     let report = Report::build(
         &config,
         &account,
-        &path,
+        &file,
         enrollment.map_err(|err| err.to_string()),
         &state,
         now,
@@ -77,10 +77,23 @@ pub struct Report {
 
 #[derive(Debug, Serialize)]
 struct EnrollmentReport {
+    /// The file the enrollment is read from.
     path: String,
     /// "enrolled", "not-enrolled" or "unusable".
     status: &'static str,
     error: Option<String>,
+    /// The `enrollment.toml` of older versions, when there is one beside
+    /// the configured `enrollment.json`.
+    legacy_file: Option<LegacyFileReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct LegacyFileReport {
+    path: String,
+    /// True: the enrollment is read from it (it is `path`), as
+    /// `enrollment.json` does not exist. False: a leftover, ignored. The
+    /// next change writes `enrollment.json` and removes it either way.
+    in_use: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,7 +246,7 @@ impl Report {
     fn build(
         config: &Config,
         account: &Account,
-        path: &Path,
+        file: &EnrollmentFile,
         enrollment: Result<Option<Enrollment>, String>,
         state_view: &StateView,
         now: u64,
@@ -288,9 +301,13 @@ impl Report {
             user: account.name.clone(),
             uid: account.uid.as_raw(),
             enrollment: EnrollmentReport {
-                path: path.to_string_lossy().into_owned(),
+                path: file.source().to_string_lossy().into_owned(),
                 status,
                 error,
+                legacy_file: file.legacy.as_ref().map(|legacy| LegacyFileReport {
+                    path: legacy.to_string_lossy().into_owned(),
+                    in_use: file.legacy_in_use().is_some(),
+                }),
             },
             methods: Methods {
                 totp: TotpReport {
@@ -386,6 +403,24 @@ impl Report {
                     &format!(
                         "none ({} does not exist): run 'twofactor enroll'.\n{consequence}",
                         self.enrollment.path
+                    ),
+                );
+            }
+        }
+        if let Some(legacy) = &self.enrollment.legacy_file {
+            if legacy.in_use {
+                row(
+                    "",
+                    "(the older TOML file: the next change, such as 'twofactor backup-codes', \
+                     moves it to enrollment.json)",
+                );
+            } else {
+                row(
+                    "",
+                    &format!(
+                        "({} is left over from an older version and ignored: the next change \
+                         removes it, or delete it)",
+                        legacy.path
                     ),
                 );
             }
@@ -551,6 +586,7 @@ fn lockout_text(lockout: &Lockout, config: &Config, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use twofactor_core::state::Method;
 
     fn account() -> Account {
@@ -591,7 +627,7 @@ mod tests {
         let report = Report::build(
             &config,
             &account(),
-            Path::new("/home/alice/e.toml"),
+            &EnrollmentFile::configured(Path::new("/home/alice/e.toml")),
             Ok(Some(e)),
             &StateView::Read(state),
             2_100,
@@ -625,7 +661,7 @@ mod tests {
         let report = Report::build(
             &config,
             &account(),
-            Path::new("/e"),
+            &EnrollmentFile::configured(Path::new("/e")),
             Ok(Some(enrollment())),
             &StateView::Read(state),
             200,
@@ -648,7 +684,7 @@ mod tests {
         let report = Report::build(
             &config,
             &account(),
-            Path::new("/e"),
+            &EnrollmentFile::configured(Path::new("/e")),
             Ok(Some(enrollment())),
             &StateView::Unreadable("the state directory is not accessible".into()),
             200,
@@ -665,7 +701,7 @@ mod tests {
         let report = Report::build(
             &config,
             &account(),
-            Path::new("/e"),
+            &EnrollmentFile::configured(Path::new("/e")),
             Ok(None),
             &StateView::Empty,
             200,

@@ -39,7 +39,7 @@ fn backup_code_id(sandbox: &Sandbox, code: &str) -> String {
 #[test]
 fn enroll_json_follows_its_schema_and_qr_files_decode_to_the_uri() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let png = sandbox.path("nobody/qr.png");
     let report = sandbox.enroll_json(&["--qr-file", png.to_str().unwrap()]);
     validate(&report, &schema("enroll.schema.json"));
@@ -82,7 +82,7 @@ fn enroll_json_follows_its_schema_and_qr_files_decode_to_the_uri() {
 #[test]
 fn a_qr_file_the_user_cannot_write_stops_the_enrollment() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     // The sandbox's top directory is root's (0755): nobody cannot write there.
     let qr = sandbox.path("qr.png");
     let output = sandbox.run(
@@ -105,7 +105,7 @@ fn a_qr_file_the_user_cannot_write_stops_the_enrollment() {
 #[test]
 fn status_reports_methods_codes_logins_failures_and_lockouts() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
 
     let report = status_json(&sandbox);
     assert_eq!(report["enrollment"]["status"], "not-enrolled");
@@ -169,7 +169,7 @@ fn status_reports_methods_codes_logins_failures_and_lockouts() {
 #[test]
 fn status_explains_a_state_it_cannot_read() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     sandbox.enroll_json(&[]);
     sandbox.edit_state(|state| state.record_success(Method::Totp, now()));
 
@@ -206,7 +206,7 @@ fn status_explains_a_state_it_cannot_read() {
 #[test]
 fn verify_accepts_an_oathtool_code_and_writes_nothing() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let enrolled = sandbox.enroll_json(&[]);
     let uri = enrolled["otpauth_uri"].as_str().unwrap();
     let before = fs::read(sandbox.enrollment_path()).unwrap();
@@ -240,7 +240,7 @@ fn verify_accepts_an_oathtool_code_and_writes_nothing() {
 #[test]
 fn verify_tells_replayed_spent_and_wrong_codes_apart() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let enrolled = sandbox.enroll_json(&[]);
     let uri = enrolled["otpauth_uri"].as_str().unwrap().to_string();
     let codes = backup_codes_of(&enrolled);
@@ -298,7 +298,7 @@ fn verify_tells_replayed_spent_and_wrong_codes_apart() {
 #[test]
 fn backup_codes_are_replaced() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let enrolled = sandbox.enroll_json(&[]);
     let old_codes = backup_codes_of(&enrolled);
     let old = read_enrollment(&sandbox.enrollment_path());
@@ -339,7 +339,7 @@ fn backup_codes_are_replaced() {
     assert!(assert_one_line_error(&output).contains("--yes"));
     assert_eq!(fs::read(sandbox.enrollment_path()).unwrap(), before);
 
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let output = sandbox.run("backup-codes", &["--user", TARGET_USER, "--yes"]);
     assert_eq!(exit_code(&output), 1);
     assert!(assert_one_line_error(&output).contains("run 'twofactor enroll' first"));
@@ -348,7 +348,7 @@ fn backup_codes_are_replaced() {
 #[test]
 fn disable_one_method_then_the_rest() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     sandbox.enroll_json(&[]);
 
     let report = json_of(&sandbox.run(
@@ -391,7 +391,7 @@ fn disable_one_method_then_the_rest() {
 #[test]
 fn reset_lockout_clears_failures_only_for_root() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     sandbox.enroll_json(&[]);
     let now = now();
     sandbox.edit_state(|state| {
@@ -429,7 +429,7 @@ fn reset_lockout_clears_failures_only_for_root() {
 #[test]
 fn only_root_acts_for_someone_else() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     for (command, extra) in [
         ("status", vec![]),
         ("verify", vec![]),
@@ -449,7 +449,7 @@ fn only_root_acts_for_someone_else() {
 #[test]
 fn the_notify_command_hears_about_every_change() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let notes = sandbox.path("notes");
     fs::create_dir(&notes).unwrap();
     let user = target_user();
@@ -459,7 +459,7 @@ fn the_notify_command_hears_about_every_change() {
     fs::write(
         &sandbox.config,
         format!(
-            "enrollment_path = \"{dir}/%u/enrollment.toml\"\nstate_dir = \"{dir}/state\"\n\
+            "enrollment_path = \"{dir}/%u/enrollment.json\"\nstate_dir = \"{dir}/state\"\n\
              notify_command = [\"/bin/sh\", \"-c\", \"echo \\\"$0 $1 $PATH\\\" >> {log}\"]\n",
             dir = sandbox.dir.path().display(),
             log = log.display()
@@ -491,7 +491,7 @@ fn the_notify_command_hears_about_every_change() {
     fs::write(
         &sandbox.config,
         format!(
-            "enrollment_path = \"{dir}/%u/enrollment.toml\"\nnotify_command = [\"/bin/false\"]\n",
+            "enrollment_path = \"{dir}/%u/enrollment.json\"\nnotify_command = [\"/bin/false\"]\n",
             dir = sandbox.dir.path().display()
         ),
     )
@@ -555,7 +555,7 @@ fn syslog_lines_of(sandbox: &Sandbox, args: &[&str]) -> (std::process::Output, V
 #[test]
 fn changes_are_logged_to_syslog_without_secrets() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let config = sandbox.config.to_str().unwrap().to_string();
     let (output, lines) = syslog_lines_of(
         &sandbox,
@@ -633,7 +633,7 @@ fn changes_are_logged_to_syslog_without_secrets() {
 #[test]
 fn a_relative_config_path_works() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let output = std::process::Command::new(BIN)
         .args([
             "status",

@@ -34,11 +34,11 @@ fn uri_secret(uri: &str) -> &str {
 fn root_enrolls_another_user_with_working_codes() {
     require_root();
     let sandbox = Sandbox::new(
-        "enrollment_path = \"{dir}/%u/.config/twofactor/enrollment.toml\"\n\
+        "enrollment_path = \"{dir}/%u/.config/twofactor/enrollment.json\"\n\
          totp_algorithm = \"SHA256\"\ntotp_digits = 8\ntotp_period = 60\n",
     );
     let user = target_user();
-    let path = sandbox.path("nobody/.config/twofactor/enrollment.toml");
+    let path = sandbox.path("nobody/.config/twofactor/enrollment.json");
 
     let report = json_of(&sandbox.enroll(&["--user", TARGET_USER, "--non-interactive", "--json"]));
 
@@ -112,7 +112,7 @@ fn root_enrolls_another_user_with_working_codes() {
 #[test]
 fn text_output_non_interactive_with_a_scannable_qr_code() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let output = sandbox.enroll(&["--user", TARGET_USER, "--non-interactive"]);
     assert_eq!(exit_code(&output), 0, "stderr: {}", stderr(&output));
     let text = String::from_utf8(output.stdout).unwrap();
@@ -124,18 +124,18 @@ fn text_output_non_interactive_with_a_scannable_qr_code() {
         .filter(|line| backup::normalize(line.trim()).is_some())
         .count();
     assert_eq!(code_lines, 10, "{text}");
-    let enrollment = read_enrollment(&sandbox.path("nobody/enrollment.toml"));
+    let enrollment = read_enrollment(&sandbox.path("nobody/enrollment.json"));
     assert_eq!(enrollment.backup_codes.len(), 10);
 }
 
 #[test]
 fn a_symlink_at_the_enrollment_path_is_never_followed() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let victim = sandbox.path("root-owned");
     fs::write(&victim, "untouched\n").unwrap();
     fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
-    let path = sandbox.path("nobody/enrollment.toml");
+    let path = sandbox.path("nobody/enrollment.json");
     symlink(&victim, &path).unwrap();
 
     let refused = sandbox.enroll(&["--user", TARGET_USER, "--non-interactive", "--json"]);
@@ -178,7 +178,7 @@ fn root_writes_nothing_where_the_user_could_not() {
 #[test]
 fn a_directory_others_can_write_is_refused() {
     require_root();
-    let sandbox = Sandbox::with_user_path("open/enrollment.toml");
+    let sandbox = Sandbox::with_user_path("open/enrollment.json");
     let open = sandbox.path("nobody/open");
     fs::create_dir(&open).unwrap();
     let user = target_user();
@@ -194,7 +194,7 @@ fn a_directory_others_can_write_is_refused() {
 #[test]
 fn a_user_enrolls_themselves_but_nobody_else() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let user = target_user();
     let as_user = |extra: &[&str]| {
         sandbox
@@ -212,7 +212,7 @@ fn a_user_enrolls_themselves_but_nobody_else() {
 
     let report = json_of(&as_user(&["--non-interactive", "--json"]));
     assert_eq!(report["user"], TARGET_USER);
-    let meta = fs::metadata(sandbox.path("nobody/enrollment.toml")).unwrap();
+    let meta = fs::metadata(sandbox.path("nobody/enrollment.json")).unwrap();
     assert_eq!(meta.uid(), user.uid.as_raw());
 }
 
@@ -232,7 +232,7 @@ fn missing_explicit_config_is_a_system_error() {
 #[test]
 fn unknown_user_is_refused() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let output = sandbox.enroll(&["--user", "no-such-user-x7q", "--non-interactive", "--json"]);
     assert_eq!(exit_code(&output), 1);
     let message = assert_one_line_error(&output);
@@ -296,7 +296,7 @@ fn usage_errors_and_help() {
 #[test]
 fn interactive_enrollment_without_a_terminal_is_refused() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     // setsid: no controlling terminal, whatever the test runner has.
     let output = Command::new("setsid")
         .args(["--wait", BIN, "enroll", "--user", TARGET_USER, "--config"])

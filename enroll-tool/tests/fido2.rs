@@ -32,7 +32,7 @@ fn b64(bytes: &[u8]) -> String {
 fn pam_u2f_keys_are_imported_listed_and_removed() {
     require_root();
     let sandbox = Sandbox::new(&format!(
-        "enrollment_path = \"{{dir}}/%u/enrollment.toml\"\nfido2_rp_id = \"{RP}\"\n"
+        "enrollment_path = \"{{dir}}/%u/enrollment.json\"\nfido2_rp_id = \"{RP}\"\n"
     ));
     let mut device = SoftAuthenticator::new(Behaviour::random());
     let es = device
@@ -164,7 +164,7 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
 #[test]
 fn adding_without_a_key_says_so() {
     require_root();
-    let sandbox = Sandbox::new("enrollment_path = \"{dir}/%u/enrollment.toml\"\n");
+    let sandbox = Sandbox::new("enrollment_path = \"{dir}/%u/enrollment.json\"\n");
     let output = fido2(&sandbox, &["fido2", "add", "--user", TARGET_USER]);
     assert_eq!(exit_code(&output), 1, "{output:?}");
     assert!(
@@ -172,4 +172,59 @@ fn adding_without_a_key_says_so() {
         "{output:?}"
     );
     assert!(!sandbox.enrollment_path().exists());
+}
+
+#[test]
+fn removing_the_last_key_removes_a_leftover_legacy_file_too() {
+    require_root();
+    let sandbox = Sandbox::new(&format!(
+        "enrollment_path = \"{{dir}}/%u/enrollment.json\"\nfido2_rp_id = \"{RP}\"\n"
+    ));
+    let mut device = SoftAuthenticator::new(Behaviour::random());
+    let es = device
+        .make_credential(RP, &[0; 32], &[Alg::Es256], false, None)
+        .unwrap();
+    let keys = sandbox.path("u2f_keys");
+    fs::write(
+        &keys,
+        format!(
+            "{TARGET_USER}:{},{},es256,+presence\n",
+            b64(&es.credential_id),
+            b64(&es.public_key[1..]),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).unwrap();
+    let imported = fido2(
+        &sandbox,
+        &[
+            "import",
+            "pam-u2f",
+            "--user",
+            TARGET_USER,
+            "--json",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(exit_code(&imported), 0, "{imported:?}");
+    sandbox.write_legacy(&read_enrollment(&sandbox.enrollment_path()));
+
+    let removed = json_of(&fido2(
+        &sandbox,
+        &[
+            "fido2",
+            "remove",
+            "--user",
+            TARGET_USER,
+            "--yes",
+            "--json",
+            "pam-u2f-1",
+        ],
+    ));
+    assert_eq!(removed["file_removed"], true, "{removed}");
+    assert!(!sandbox.enrollment_path().exists());
+    assert!(
+        !sandbox.legacy_path().exists(),
+        "the leftover would be read"
+    );
 }

@@ -13,8 +13,8 @@ use twofactor_core::backup::{self, BackupCheck};
 #[test]
 fn enroll_with_a_wrong_then_a_right_code() {
     require_root();
-    let sandbox = Sandbox::with_user_path(".config/twofactor/enrollment.toml");
-    let path = sandbox.path("nobody/.config/twofactor/enrollment.toml");
+    let sandbox = Sandbox::with_user_path(".config/twofactor/enrollment.json");
+    let path = sandbox.path("nobody/.config/twofactor/enrollment.json");
     let mut session = PtySession::spawn(&sandbox, "enroll", &["--user", TARGET_USER]);
 
     let setup = session.expect("Enter the 6-digit code");
@@ -84,7 +84,7 @@ fn enroll_with_a_wrong_then_a_right_code() {
 #[test]
 fn ctrl_c_during_enrollment_leaves_nothing() {
     require_root();
-    let sandbox = Sandbox::with_user_path(".config/twofactor/enrollment.toml");
+    let sandbox = Sandbox::with_user_path(".config/twofactor/enrollment.json");
     let qr_file = sandbox.path("nobody/qr.png");
     let mut session = PtySession::spawn(
         &sandbox,
@@ -116,7 +116,7 @@ fn ctrl_c_during_enrollment_leaves_nothing() {
 #[test]
 fn end_of_input_during_enrollment_leaves_nothing() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let mut session = PtySession::spawn(&sandbox, "enroll", &["--user", TARGET_USER]);
     session.expect("Enter the 6-digit code");
     session.send("\x04");
@@ -130,7 +130,7 @@ fn end_of_input_during_enrollment_leaves_nothing() {
 #[test]
 fn an_enrollment_is_replaced_only_with_force_and_a_warning() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let old = sandbox.enroll_json(&[]);
     let before = fs::read(sandbox.enrollment_path()).unwrap();
 
@@ -175,7 +175,7 @@ fn an_enrollment_is_replaced_only_with_force_and_a_warning() {
 #[test]
 fn light_and_ascii_styles_can_be_chosen() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let mut session = PtySession::spawn(
         &sandbox,
         "enroll",
@@ -192,7 +192,7 @@ fn light_and_ascii_styles_can_be_chosen() {
 #[test]
 fn verify_reads_the_code_without_echo() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     let report = sandbox.enroll_json(&[]);
     let uri = report["otpauth_uri"].as_str().unwrap().to_string();
     let mut session = PtySession::spawn(&sandbox, "verify", &["--user", TARGET_USER]);
@@ -208,7 +208,7 @@ fn verify_reads_the_code_without_echo() {
 #[test]
 fn backup_codes_and_disable_ask_first() {
     require_root();
-    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let sandbox = Sandbox::with_user_path("enrollment.json");
     sandbox.enroll_json(&[]);
     let before = fs::read(sandbox.enrollment_path()).unwrap();
 

@@ -92,9 +92,25 @@ impl Sandbox {
         self.dir.path().join(relative)
     }
 
-    /// The enrollment path of `with_user_path("enrollment.toml")`.
+    /// The enrollment path of `with_user_path("enrollment.json")`.
     pub fn enrollment_path(&self) -> PathBuf {
+        self.path("nobody/enrollment.json")
+    }
+
+    /// The legacy file beside [`Sandbox::enrollment_path`]: where older
+    /// versions wrote the enrollment, as TOML.
+    pub fn legacy_path(&self) -> PathBuf {
         self.path("nobody/enrollment.toml")
+    }
+
+    /// Write `enrollment` to the legacy file as an older version did:
+    /// TOML, owned by the user, mode 0600.
+    pub fn write_legacy(&self, enrollment: &Enrollment) {
+        let path = self.legacy_path();
+        fs::write(&path, enrollment.to_toml().as_bytes()).unwrap();
+        let user = target_user();
+        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -212,8 +228,18 @@ pub fn backup_codes_of(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The enrollment at `path`, which must be written in the format its name
+/// calls for: TOML for a name ending in `.toml`, JSON otherwise.
 pub fn read_enrollment(path: &Path) -> Enrollment {
-    Enrollment::parse(&fs::read_to_string(path).unwrap(), "test").unwrap()
+    let text = fs::read_to_string(path).unwrap();
+    if path.extension().is_some_and(|ext| ext == "toml") {
+        assert!(!text.starts_with('{'), "{} is not TOML", path.display());
+    } else {
+        assert!(text.starts_with('{'), "{} is not JSON", path.display());
+        serde_json::from_str::<Value>(&text)
+            .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+    }
+    Enrollment::parse(&text, "test").unwrap()
 }
 
 /// A query parameter of an otpauth URI.
