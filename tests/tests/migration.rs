@@ -2,6 +2,7 @@
 //! `google-authenticator` program (libpam-google-authenticator), imported
 //! with `twofactor import google-authenticator`, then logins through libpam
 //! with codes computed from the file's secret and with its scratch codes.
+//! And upgrading: an `enrollment.toml` written before enrollments were JSON.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,7 +16,7 @@ use twofactor_core::backup::BackupCodeKind;
 use twofactor_core::enrollment::{decode_base32_secret, Enrollment};
 use twofactor_core::totp::{Algorithm, TotpParams};
 use twofactor_integration_tests::checks::ensure as check;
-use twofactor_integration_tests::fixtures::Stack;
+use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, Shown};
 use twofactor_integration_tests::run_trials;
@@ -418,6 +419,77 @@ fn unsafe_or_foreign_files_are_refused(ns: &TestNamespace) -> Result<(), Failed>
     Ok(())
 }
 
+/// An enrollment.toml beside the configured enrollment.json (the default
+/// file before it became JSON) keeps working through libpam, and the next
+/// change made with `twofactor` moves it to enrollment.json.
+fn earlier_toml_enrollment_logs_in_and_moves_on_change(ns: &TestNamespace) -> Result<(), Failed> {
+    let grace = user(6);
+    let stack = migration_stack(ns, "earlier-toml", &grace);
+    let enrolled = Enrolled::standard();
+    let json_path = stack.enrollment_path(&grace);
+    let toml_path = json_path.with_file_name("enrollment.toml");
+    check(
+        json_path.file_name() == Some("enrollment.json".as_ref()),
+        || format!("the stack's enrollment is {}", json_path.display()),
+    )?;
+    fs::write(&toml_path, enrolled.enrollment.to_toml())?;
+    std::os::unix::fs::chown(&toml_path, Some(grace.uid), Some(grace.uid))?;
+    fs::set_permissions(&toml_path, fs::Permissions::from_mode(0o600))?;
+
+    let result = stack.login_at(&grace.name, &enrolled.code_at(NOW), NOW);
+    check(result.code == code::SUCCESS, || {
+        format!(
+            "the TOML enrollment was refused: {result:?}\n{:#?}",
+            stack.log_lines()
+        )
+    })?;
+    let result = stack.login_at(&grace.name, &enrolled.backup_codes[0], NOW + 30);
+    check(result.code == code::SUCCESS, || {
+        format!("a backup code of the TOML enrollment was refused: {result:?}")
+    })?;
+
+    let config = stack.config_path.display().to_string();
+    let output = twofactor(&[
+        "backup-codes",
+        "--user",
+        &grace.name,
+        "--config",
+        &config,
+        "--yes",
+        "--json",
+    ]);
+    check(output.status.success(), || text(&output))?;
+    let report = json(&output)?;
+    let new_code = report["backup_codes"][0]
+        .as_str()
+        .ok_or_else(|| format!("no backup codes in {report}"))?
+        .to_string();
+    check(!toml_path.exists(), || {
+        "enrollment.toml is still there".into()
+    })?;
+    let written = fs::read_to_string(&json_path)?;
+    check(written.starts_with('{'), || format!("not JSON: {written}"))?;
+    let moved = Enrollment::parse(&written, "moved")?;
+    check(moved.totp == enrolled.enrollment.totp, || {
+        "the TOTP secret changed on the way".into()
+    })?;
+    let meta = fs::metadata(&json_path)?;
+    check(
+        meta.uid() == grace.uid && meta.mode() & 0o777 == 0o600,
+        || format!("owner {} mode {:o}", meta.uid(), meta.mode()),
+    )?;
+
+    let result = stack.login_at(&grace.name, &enrolled.code_at(NOW + 60), NOW + 60);
+    check(result.code == code::SUCCESS, || {
+        format!("the moved enrollment was refused: {result:?}")
+    })?;
+    let result = stack.login_at(&grace.name, &new_code, NOW + 90);
+    check(result.code == code::SUCCESS, || {
+        format!("a new backup code was refused: {result:?}")
+    })?;
+    Ok(())
+}
+
 fn main() {
     let ns = namespace::enter();
     run_trials(
@@ -439,6 +511,10 @@ fn main() {
             (
                 "unsafe_or_foreign_files_are_refused",
                 unsafe_or_foreign_files_are_refused,
+            ),
+            (
+                "earlier_toml_enrollment_logs_in_and_moves_on_change",
+                earlier_toml_enrollment_logs_in_and_moves_on_change,
             ),
         ],
     );
