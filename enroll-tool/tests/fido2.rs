@@ -28,12 +28,47 @@ fn b64(bytes: &[u8]) -> String {
     data_encoding::BASE64.encode(bytes)
 }
 
+fn sandbox_with_rp() -> Sandbox {
+    Sandbox::new(&format!(
+        "enrollment_path = \"{{dir}}/%u/enrollment.json\"\nfido2_rp_id = \"{RP}\"\n"
+    ))
+}
+
+/// A pam_u2f keys file (readable, as pam_u2f's central file is) holding `contents`.
+fn write_u2f_keys(sandbox: &Sandbox, contents: &str) -> String {
+    let keys = sandbox.path("u2f_keys");
+    fs::write(&keys, contents).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).unwrap();
+    keys.to_str().unwrap().to_string()
+}
+
+fn import_u2f_keys(sandbox: &Sandbox, keys: &str) -> Output {
+    fido2(
+        sandbox,
+        &["import", "pam-u2f", "--user", TARGET_USER, "--json", keys],
+    )
+}
+
+/// `fido2 remove NAME --yes --json`, which must succeed: its report.
+fn remove_key(sandbox: &Sandbox, name: &str) -> serde_json::Value {
+    json_of(&fido2(
+        sandbox,
+        &[
+            "fido2",
+            "remove",
+            "--user",
+            TARGET_USER,
+            "--yes",
+            "--json",
+            name,
+        ],
+    ))
+}
+
 #[test]
 fn pam_u2f_keys_are_imported_listed_and_removed() {
     require_root();
-    let sandbox = Sandbox::new(&format!(
-        "enrollment_path = \"{{dir}}/%u/enrollment.json\"\nfido2_rp_id = \"{RP}\"\n"
-    ));
+    let sandbox = sandbox_with_rp();
     let mut device = SoftAuthenticator::new(Behaviour::random());
     let es = device
         .make_credential(RP, &[0; 32], &[Alg::Es256], false, None)
@@ -48,10 +83,8 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
         b64(&ed.credential_id),
         b64(&ed.public_key),
     );
-    let keys = sandbox.path("u2f_keys");
-    fs::write(&keys, format!("root:AAAA,BBBB,es256,+presence\n{line}")).unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).unwrap();
-    let keys_arg = keys.to_str().unwrap();
+    let keys = write_u2f_keys(&sandbox, &format!("root:AAAA,BBBB,es256,+presence\n{line}"));
+    let keys_arg = keys.as_str();
 
     let dry = fido2(
         &sandbox,
@@ -68,17 +101,7 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
     assert_eq!(exit_code(&dry), 0, "{dry:?}");
     assert!(!sandbox.enrollment_path().exists());
 
-    let output = fido2(
-        &sandbox,
-        &[
-            "import",
-            "pam-u2f",
-            "--user",
-            TARGET_USER,
-            "--json",
-            keys_arg,
-        ],
-    );
+    let output = import_u2f_keys(&sandbox, keys_arg);
     assert_eq!(exit_code(&output), 0, "{output:?}");
     let report = json_of(&output);
     assert_eq!(report["imported"].as_array().unwrap().len(), 2, "{report}");
@@ -94,17 +117,7 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
     );
 
     // Importing again adds nothing.
-    let again = json_of(&fido2(
-        &sandbox,
-        &[
-            "import",
-            "pam-u2f",
-            "--user",
-            TARGET_USER,
-            "--json",
-            keys_arg,
-        ],
-    ));
+    let again = json_of(&import_u2f_keys(&sandbox, keys_arg));
     assert_eq!(again["already_registered"], 2, "{again}");
 
     let list = json_of(&fido2(
@@ -130,33 +143,11 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
         "{missing:?}"
     );
 
-    let removed = json_of(&fido2(
-        &sandbox,
-        &[
-            "fido2",
-            "remove",
-            "--user",
-            TARGET_USER,
-            "--yes",
-            "--json",
-            "pam-u2f-1",
-        ],
-    ));
+    let removed = remove_key(&sandbox, "pam-u2f-1");
     assert_eq!(removed["file_removed"], false, "{removed}");
     assert_eq!(read_enrollment(&sandbox.enrollment_path()).fido2.len(), 1);
     // The last method gone, the file goes too.
-    let removed = json_of(&fido2(
-        &sandbox,
-        &[
-            "fido2",
-            "remove",
-            "--user",
-            TARGET_USER,
-            "--yes",
-            "--json",
-            "pam-u2f-2",
-        ],
-    ));
+    let removed = remove_key(&sandbox, "pam-u2f-2");
     assert_eq!(removed["file_removed"], true, "{removed}");
     assert!(!sandbox.enrollment_path().exists());
 }
@@ -177,50 +168,24 @@ fn adding_without_a_key_says_so() {
 #[test]
 fn removing_the_last_key_removes_a_leftover_legacy_file_too() {
     require_root();
-    let sandbox = Sandbox::new(&format!(
-        "enrollment_path = \"{{dir}}/%u/enrollment.json\"\nfido2_rp_id = \"{RP}\"\n"
-    ));
+    let sandbox = sandbox_with_rp();
     let mut device = SoftAuthenticator::new(Behaviour::random());
     let es = device
         .make_credential(RP, &[0; 32], &[Alg::Es256], false, None)
         .unwrap();
-    let keys = sandbox.path("u2f_keys");
-    fs::write(
-        &keys,
-        format!(
+    let keys = write_u2f_keys(
+        &sandbox,
+        &format!(
             "{TARGET_USER}:{},{},es256,+presence\n",
             b64(&es.credential_id),
             b64(&es.public_key[1..]),
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).unwrap();
-    let imported = fido2(
-        &sandbox,
-        &[
-            "import",
-            "pam-u2f",
-            "--user",
-            TARGET_USER,
-            "--json",
-            keys.to_str().unwrap(),
-        ],
     );
+    let imported = import_u2f_keys(&sandbox, &keys);
     assert_eq!(exit_code(&imported), 0, "{imported:?}");
     sandbox.write_legacy(&read_enrollment(&sandbox.enrollment_path()));
 
-    let removed = json_of(&fido2(
-        &sandbox,
-        &[
-            "fido2",
-            "remove",
-            "--user",
-            TARGET_USER,
-            "--yes",
-            "--json",
-            "pam-u2f-1",
-        ],
-    ));
+    let removed = remove_key(&sandbox, "pam-u2f-1");
     assert_eq!(removed["file_removed"], true, "{removed}");
     assert!(!sandbox.enrollment_path().exists());
     assert!(
