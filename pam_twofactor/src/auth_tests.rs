@@ -847,6 +847,27 @@ fn broken_json_enrollment_is_not_replaced_by_the_old_file() {
 }
 
 #[test]
+fn broken_old_enrollment_file_fails_closed_even_with_nullok() {
+    let mut h = Harness::new();
+    h.add_user("alice");
+    let (_json, legacy) = default_named_paths("alice");
+    h.system.enrollments.insert(
+        legacy.clone(),
+        Err(Error::file(&legacy, FileProblem::Symlink)),
+    );
+
+    let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));
+    assert_eq!(
+        h.login(&mut session, &[DEFAULT_NAMED_PATH_ARG, "nullok"]),
+        PamCode::AuthInfoUnavailable
+    );
+    h.log.assert_single(
+        Severity::Error,
+        &[legacy.to_str().unwrap(), "is a symbolic link (refused)"],
+    );
+}
+
+#[test]
 fn broken_enrollment_fails_closed_after_the_prompt() {
     let mut h = Harness::new();
     let path = Harness::enrollment_path("alice");
