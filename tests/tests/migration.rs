@@ -114,18 +114,17 @@ fn ga_path(account: &TestUser) -> PathBuf {
     account.home.join(".google_authenticator")
 }
 
-fn import(stack: &Stack, account: &TestUser, extra: &[&str]) -> Output {
+/// `twofactor COMMAND... --user ACCOUNT --config STACK'S EXTRA...` as root.
+fn twofactor_for(stack: &Stack, account: &TestUser, command: &[&str], extra: &[&str]) -> Output {
     let config = stack.config_path.display().to_string();
-    let mut args = vec![
-        "import",
-        "google-authenticator",
-        "--user",
-        &account.name,
-        "--config",
-        &config,
-    ];
+    let mut args = command.to_vec();
+    args.extend(["--user", &account.name, "--config", &config]);
     args.extend_from_slice(extra);
     twofactor(&args)
+}
+
+fn import(stack: &Stack, account: &TestUser, extra: &[&str]) -> Output {
+    twofactor_for(stack, account, &["import", "google-authenticator"], extra)
 }
 
 fn totp_file_imports_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
@@ -237,15 +236,7 @@ fn totp_file_imports_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
     }
 
     // status counts the legacy codes apart.
-    let config = stack.config_path.display().to_string();
-    let status = twofactor(&[
-        "status",
-        "--user",
-        &alice.name,
-        "--config",
-        &config,
-        "--json",
-    ]);
+    let status = twofactor_for(&stack, &alice, &["status"], &["--json"]);
     let report = json(&status)?;
     let codes = &report["methods"]["backup_codes"];
     check(
@@ -255,7 +246,7 @@ fn totp_file_imports_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
             && codes["legacy_remaining"] == 4,
         || format!("status: {report}"),
     )?;
-    let status = twofactor(&["status", "--user", &alice.name, "--config", &config]);
+    let status = twofactor_for(&stack, &alice, &["status"], &[]);
     let shown = String::from_utf8_lossy(&status.stdout);
     check(
         shown.contains("4 of them: legacy scratch codes imported from google-authenticator"),
@@ -263,28 +254,13 @@ fn totp_file_imports_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
     )?;
 
     // New backup codes replace the legacy ones.
-    let regenerated = twofactor(&[
-        "backup-codes",
-        "--user",
-        &alice.name,
-        "--config",
-        &config,
-        "--yes",
-        "--json",
-    ]);
+    let regenerated = twofactor_for(&stack, &alice, &["backup-codes"], &["--yes", "--json"]);
     check(regenerated.status.success(), || text(&regenerated))?;
     let result = stack.login_at(&alice.name, &scratch[0], NOW + 120);
     check(result.code == code::AUTH_ERR, || {
         format!("a scratch code still works after backup-codes: {result:?}")
     })?;
-    let report = json(&twofactor(&[
-        "status",
-        "--user",
-        &alice.name,
-        "--config",
-        &config,
-        "--json",
-    ]))?;
+    let report = json(&twofactor_for(&stack, &alice, &["status"], &["--json"]))?;
     check(report["methods"]["backup_codes"]["legacy"] == 0, || {
         format!("status: {report}")
     })?;
@@ -448,16 +424,7 @@ fn earlier_toml_enrollment_logs_in_and_moves_on_change(ns: &TestNamespace) -> Re
         format!("a backup code of the TOML enrollment was refused: {result:?}")
     })?;
 
-    let config = stack.config_path.display().to_string();
-    let output = twofactor(&[
-        "backup-codes",
-        "--user",
-        &grace.name,
-        "--config",
-        &config,
-        "--yes",
-        "--json",
-    ]);
+    let output = twofactor_for(&stack, &grace, &["backup-codes"], &["--yes", "--json"]);
     check(output.status.success(), || text(&output))?;
     let report = json(&output)?;
     let new_code = report["backup_codes"][0]
