@@ -153,11 +153,7 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
     } else {
         // Saved: the enrollment is in the configured file now, whichever
         // file it was read from.
-        EnrollmentFile {
-            path: path.clone(),
-            path_exists: true,
-            legacy: None,
-        }
+        EnrollmentFile::configured(&path)
     };
     finish(
         args,

@@ -92,8 +92,9 @@ impl EnrollmentFile {
         })
     }
 
-    /// The configured file alone, for reports when the files cannot even be
-    /// looked at: [`load`] then reads `path` and says what is wrong.
+    /// The configured file alone: for reports when the files cannot even be
+    /// looked at ([`load`] then reads `path` and says what is wrong), and
+    /// after a change has been saved there.
     pub fn configured(path: &Path) -> Self {
         EnrollmentFile {
             path: path.to_path_buf(),
