@@ -54,6 +54,28 @@ pub fn legacy_path(path: &Path) -> Option<PathBuf> {
     (path.file_name()? == CURRENT_FILE_NAME).then(|| path.with_file_name(LEGACY_FILE_NAME))
 }
 
+/// Read the enrollment at `path` with `read` (`Ok(None)`: no such file), or,
+/// when there is none, from its [`legacy_path`]. An error is never passed
+/// over for the other file: a broken file fails closed.
+pub fn read_with_legacy<T, E>(
+    path: &Path,
+    mut read: impl FnMut(&Path) -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    if let Some(found) = read(path)? {
+        return Ok(Some(found));
+    }
+    let Some(legacy) = legacy_path(path) else {
+        return Ok(None);
+    };
+    match read(&legacy)? {
+        Some(found) => Ok(Some(found)),
+        // Writers write `path` before they remove the legacy file: neither
+        // found may mean a move happened between the two reads, and then
+        // `path` is there now.
+        None => read(path),
+    }
+}
+
 /// A user's enrolled factors, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Enrollment {
@@ -461,6 +483,42 @@ hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
         );
         assert_eq!(legacy_path(Path::new("/h/enrollment.toml")), None);
         assert_eq!(legacy_path(Path::new("/")), None);
+    }
+
+    #[test]
+    fn the_legacy_file_is_read_only_when_the_file_is_missing() {
+        let json = Path::new("/h/enrollment.json");
+        let toml = Path::new("/h/enrollment.toml");
+        let reads = |files: &[(&Path, Result<Option<u8>, u8>)]| {
+            let mut seen = Vec::new();
+            let result = read_with_legacy(json, |p: &Path| {
+                seen.push(p.to_path_buf());
+                files
+                    .iter()
+                    .find(|(f, _)| *f == p)
+                    .map_or(Ok(None), |(_, r)| *r)
+            });
+            (result, seen)
+        };
+        assert_eq!(
+            reads(&[(json, Ok(Some(1))), (toml, Ok(Some(2)))]).0,
+            Ok(Some(1))
+        );
+        assert_eq!(reads(&[(toml, Ok(Some(2)))]).0, Ok(Some(2)));
+        // Errors stop the search, on either file.
+        assert_eq!(reads(&[(json, Err(7)), (toml, Ok(Some(2)))]).0, Err(7));
+        assert_eq!(reads(&[(toml, Err(8))]).0, Err(8));
+        // Neither there: the new file is looked at again, after the old one.
+        let (result, seen) = reads(&[]);
+        assert_eq!(result, Ok(None));
+        assert_eq!(seen, [json, toml, json]);
+        // Only enrollment.json has a legacy file.
+        let mut seen = Vec::new();
+        let other = read_with_legacy(Path::new("/h/alice.json"), |p: &Path| {
+            seen.push(p.to_path_buf());
+            Ok::<Option<u8>, u8>(None)
+        });
+        assert_eq!((other, seen.len()), (Ok(None), 1));
     }
 
     #[test]

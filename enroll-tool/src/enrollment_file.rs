@@ -19,7 +19,7 @@ use nix::unistd::{self, AccessFlags};
 
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::{
-    expand_path, legacy_path, Enrollment, EnrollmentFormat, MAX_ENROLLMENT_BYTES,
+    expand_path, legacy_path, read_with_legacy, Enrollment, EnrollmentFormat, MAX_ENROLLMENT_BYTES,
 };
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{
@@ -47,13 +47,7 @@ fn requirements(account: &Account) -> FileRequirements {
 /// directory, size, then parse), from the legacy file when `path` does not
 /// exist. `Ok(None)`: there is none.
 pub fn load(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
-    match read(path, account)? {
-        Some(enrollment) => Ok(Some(enrollment)),
-        None => match legacy_path(path) {
-            Some(legacy) => read(&legacy, account),
-            None => Ok(None),
-        },
-    }
+    read_with_legacy(path, |file| read(file, account))
 }
 
 fn read(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {

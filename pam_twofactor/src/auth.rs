@@ -9,7 +9,7 @@ use std::path::Path;
 use twofactor_core::config::{
     Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, MAX_CONFIG_BYTES,
 };
-use twofactor_core::enrollment::{expand_path, legacy_path, Enrollment};
+use twofactor_core::enrollment::{expand_path, read_with_legacy, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::secret::SecretString;
 use twofactor_core::state::{FailureKind, LoginState, StateStore};
@@ -416,13 +416,7 @@ impl Login<'_> {
         };
         // An enrollment written before the default file became JSON is
         // read from its old name until the next change moves it.
-        let found = match self.system.enrollment(&account, &path) {
-            Ok(None) => match legacy_path(&path) {
-                Some(legacy) => self.system.enrollment(&account, &legacy),
-                None => Ok(None),
-            },
-            other => other,
-        };
+        let found = read_with_legacy(&path, |p| self.system.enrollment(&account, p));
         match found {
             Ok(Some(enrollment)) if has_usable_method(config, &enrollment) => {
                 Target::Enrolled(account, enrollment)

@@ -15,6 +15,7 @@
 //! file"). `harness_configuration_is_the_one_the_tests_assume` checks that
 //! either way the flow sees the intended settings.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -210,6 +211,11 @@ impl Drop for ScriptedSession {
 struct FakeSystem {
     accounts: HashMap<String, Account>,
     enrollments: HashMap<PathBuf, Result<Option<Enrollment>, Error>>,
+    /// A `twofactor` run moving an old enrollment.toml to this path at the
+    /// worst moment: right after the first read that finds nothing (the old
+    /// file is gone by the time the flow looks for it).
+    move_in_flight: RefCell<Option<(PathBuf, Enrollment)>>,
+    moved: RefCell<HashMap<PathBuf, Enrollment>>,
 }
 
 impl System for FakeSystem {
@@ -218,7 +224,16 @@ impl System for FakeSystem {
     }
 
     fn enrollment(&self, _account: &Account, path: &Path) -> Result<Option<Enrollment>, Error> {
-        self.enrollments.get(path).cloned().unwrap_or(Ok(None))
+        if let Some(enrollment) = self.moved.borrow().get(path) {
+            return Ok(Some(enrollment.clone()));
+        }
+        let found = self.enrollments.get(path).cloned().unwrap_or(Ok(None));
+        if matches!(found, Ok(None)) {
+            if let Some((to, enrollment)) = self.move_in_flight.borrow_mut().take() {
+                self.moved.borrow_mut().insert(to, enrollment);
+            }
+        }
+        found
     }
 
     fn state_owner(&self) -> u32 {
@@ -792,6 +807,23 @@ fn enrollment_in_the_old_default_file_is_read_when_the_json_file_is_absent() {
             "user=alice",
         ],
     );
+}
+
+#[test]
+fn enrollment_moved_between_the_two_reads_is_still_found() {
+    let mut h = Harness::new();
+    h.add_user("alice");
+    let (json, _legacy) = default_named_paths("alice");
+    let (enrollment, _) = enrollment_with(2);
+    *h.system.move_in_flight.borrow_mut() = Some((json, enrollment));
+
+    let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));
+    assert_eq!(
+        h.login(&mut session, &[DEFAULT_NAMED_PATH_ARG, "nullok"]),
+        PamCode::Success
+    );
+    h.log
+        .assert_single(Severity::Info, &["second factor accepted", "user=alice"]);
 }
 
 #[test]
