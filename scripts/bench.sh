@@ -3,7 +3,7 @@
 # real libpam, side by side with pam_permit, pam_google_authenticator and
 # pam_oath. Must run as root (mount namespace, test accounts, PAM stacks).
 #
-#   sudo scripts/bench.sh            # everything (about 5 minutes on 2 cores)
+#   sudo scripts/bench.sh            # everything (about 3 minutes on 2 cores after the first build)
 #   sudo scripts/bench.sh --quick    # fewer iterations (about 1.5 minutes)
 #
 # Other options are passed to the bench binary (tests/src/bin/pam_bench.rs):
