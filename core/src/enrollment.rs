@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::backup::BackupCodeHash;
-use crate::error::{redact_json_error, redact_toml_error, Error};
+use crate::error::{parse_json_or_toml, Error};
 use crate::fido2::{self, CredentialEntry};
 use crate::secret::SecretBytes;
 use crate::totp::{Algorithm, TotpParams, DIGITS_RANGE, MIN_SECRET_BYTES, PERIOD_RANGE};
@@ -28,7 +28,8 @@ const CURRENT_FILE_NAME: &str = "enrollment.json";
 /// document starts with `{`, which no TOML document can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollmentFormat {
-    /// The default: a tenth of TOML's parsing cost, paid at every login.
+    /// The default: about a quarter of TOML's cost to read (parse and
+    /// validate), paid at every login.
     Json,
     /// Version 1's original form, kept for paths that end in `.toml`.
     Toml,
@@ -160,11 +161,7 @@ impl Enrollment {
             what: format!("enrollment file {origin}"),
             why,
         };
-        let document: EnrollmentDocument = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| invalid(redact_json_error(&e)))?
-        } else {
-            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?
-        };
+        let document: EnrollmentDocument = parse_json_or_toml(text).map_err(invalid)?;
         if document.version != ENROLLMENT_VERSION {
             return Err(invalid(format!(
                 "unsupported version {} (this module reads version {ENROLLMENT_VERSION})",

@@ -141,3 +141,13 @@ pub fn redact_json_error(err: &serde_json::Error) -> String {
         err.column()
     )
 }
+
+/// Deserialize a document written as JSON or as TOML: JSON when it starts
+/// with `{`, which no TOML document can. Errors are redacted as above.
+pub(crate) fn parse_json_or_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| redact_json_error(&e))
+    } else {
+        toml::from_str(text).map_err(|e| redact_toml_error(&e))
+    }
+}

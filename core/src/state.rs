@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{redact_json_error, redact_toml_error, Error};
+use crate::error::{parse_json_or_toml, Error};
 use crate::files::{self, FileRequirements, LockGuard};
 
 /// Current version of the state document.
@@ -159,11 +159,7 @@ impl LoginState {
             what: format!("state file {origin}"),
             why,
         };
-        let state: LoginState = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| invalid(redact_json_error(&e)))?
-        } else {
-            toml::from_str(text).map_err(|e| invalid(redact_toml_error(&e)))?
-        };
+        let state: LoginState = parse_json_or_toml(text).map_err(invalid)?;
         if state.version != STATE_VERSION {
             return Err(invalid(format!("unsupported version {}", state.version)));
         }
