@@ -209,7 +209,10 @@ fn expect_problem(output: &Output, needle: &str) -> Result<(), Failed> {
 
 fn good_setup_passes_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
     let (setup, enrolled) = Setup::good(ns, "good", 0)?;
-    let output = setup.doctor(&[]);
+    // The configuration the stack names, not whatever the host has (or
+    // lacks) at the default path.
+    let config = setup.config.display().to_string();
+    let output = setup.doctor(&["--config", &config]);
     check(
         output.status.success()
             && problems(&output).is_empty()
@@ -228,7 +231,7 @@ fn good_setup_passes_and_logs_in(ns: &TestNamespace) -> Result<(), Failed> {
         })?;
     }
     // JSON: the same findings, problems counted.
-    let output = setup.doctor(&["--json"]);
+    let output = setup.doctor(&["--json", "--config", &config]);
     let report: Value = serde_json::from_slice(&output.stdout)?;
     check(
         report["problems"] == 0
