@@ -20,7 +20,8 @@ pub const DEFAULT_FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
 const MAX_PROMPT_CHARS: usize = 200;
 /// Longest rate-limit window and grace period: one week.
 pub const MAX_PERIOD_SECONDS: u64 = 7 * 24 * 60 * 60;
-const MAX_FAILURE_LIMIT: u32 = 1000;
+/// Largest failure limit accepted.
+pub const MAX_FAILURE_LIMIT: u32 = 1000;
 
 /// What happens to a user who has not enrolled a second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -84,6 +85,12 @@ pub struct Config {
     /// Count failures per remote host, so one attacking address does not
     /// lock the user out from everywhere.
     pub rate_limit_by_host: bool,
+    /// With `rate_limit_by_host`: failed codes from all hosts together
+    /// (within `code_failure_window`) that lock codes from every host.
+    pub max_code_failures_all_hosts: u32,
+    /// With `rate_limit_by_host`: failed backup codes from all hosts together
+    /// (within `backup_code_failure_window`) that lock them from every host.
+    pub max_backup_code_failures_all_hosts: u32,
     /// After a success, the same user from the same remote host (or, for
     /// local logins, the same terminal) is not asked again for this many
     /// seconds. 0 (the default) turns it off.
@@ -126,6 +133,8 @@ impl Default for Config {
             max_backup_code_failures: 10,
             backup_code_failure_window: 60 * 60,
             rate_limit_by_host: false,
+            max_code_failures_all_hosts: 20,
+            max_backup_code_failures_all_hosts: 40,
             grace_period: 0,
             notify_command: Vec::new(),
             fido2: Fido2Policy::Optional,
@@ -191,6 +200,28 @@ impl Config {
         {
             return bad(format!("failure limits must be 0 to {MAX_FAILURE_LIMIT}"));
         }
+        // Every host's budget stays within the all-hosts one, and the
+        // all-hosts one exists whenever the limit does: without it, rotating
+        // source addresses would buy unlimited guesses.
+        for (name, per_host, all_hosts) in [
+            (
+                "max_code_failures_all_hosts",
+                self.max_code_failures,
+                self.max_code_failures_all_hosts,
+            ),
+            (
+                "max_backup_code_failures_all_hosts",
+                self.max_backup_code_failures,
+                self.max_backup_code_failures_all_hosts,
+            ),
+        ] {
+            if all_hosts > MAX_FAILURE_LIMIT || (per_host > 0 && all_hosts < per_host) {
+                return bad(format!(
+                    "{name} = {all_hosts} ({} to {MAX_FAILURE_LIMIT}: at least the per-host limit)",
+                    per_host.max(1)
+                ));
+            }
+        }
         if self.grace_period > MAX_PERIOD_SECONDS {
             return bad(format!(
                 "grace_period = {} (at most {MAX_PERIOD_SECONDS} seconds)",
@@ -235,10 +266,12 @@ impl Config {
             code: Limit {
                 max_failures: self.max_code_failures,
                 window: self.code_failure_window,
+                max_failures_all_hosts: self.max_code_failures_all_hosts,
             },
             backup_code: Limit {
                 max_failures: self.max_backup_code_failures,
                 window: self.backup_code_failure_window,
+                max_failures_all_hosts: self.max_backup_code_failures_all_hosts,
             },
             by_host: self.rate_limit_by_host,
         }
@@ -265,6 +298,12 @@ impl Config {
             }
             "rate_limit_by_host" => {
                 self.rate_limit_by_host = value.parse().map_err(|_| invalid())?
+            }
+            "max_code_failures_all_hosts" => {
+                self.max_code_failures_all_hosts = value.parse().map_err(|_| invalid())?
+            }
+            "max_backup_code_failures_all_hosts" => {
+                self.max_backup_code_failures_all_hosts = value.parse().map_err(|_| invalid())?
             }
             "grace_period" => self.grace_period = value.parse().map_err(|_| invalid())?,
             "fido2" => {

@@ -19,6 +19,7 @@ pub mod fido2;
 pub mod files;
 pub mod google_authenticator;
 pub mod notify;
+pub mod origin;
 pub mod otpauth;
 pub mod ratelimit;
 pub mod secret;

@@ -13,11 +13,15 @@ use crate::files::{self, FileRequirements, LockGuard};
 
 /// Current version of the state document.
 pub const STATE_VERSION: u32 = 1;
-/// Largest state file read (bytes).
-pub const MAX_STATE_BYTES: u64 = 256 * 1024;
-/// Failure records kept (newest last); older ones beyond the longest rate
-/// limit window are dropped too.
-pub const MAX_RECORDED_FAILURES: usize = 256;
+/// Largest state file a login reads (bytes): several times the largest
+/// state the module can write (the limits of the configuration bound the
+/// failure records, [`crate::origin::bounded`] their hosts, the enrollment
+/// the spent codes; see the `worst_case_state_fits` test).
+pub const MAX_STATE_BYTES: u64 = 1024 * 1024;
+/// Largest state file `twofactor reset-lockout` reads to repair one that
+/// grew past [`MAX_STATE_BYTES`] (written by an earlier version that kept
+/// origins verbatim): its failures are dropped, its replay protection kept.
+pub const MAX_REPAIRED_STATE_BYTES: u64 = 512 * 1024 * 1024;
 /// Trusted-origin records kept (grace period).
 pub const MAX_GRACE_RECORDS: usize = 64;
 /// How long a login waits for another login of the same user to finish.
@@ -68,7 +72,8 @@ pub struct FailureRecord {
     pub time: u64,
     /// What was attempted.
     pub kind: FailureKind,
-    /// Remote host (PAM_RHOST) of the attempt, if any.
+    /// Remote host (PAM_RHOST) of the attempt, if any, in its bounded form
+    /// ([`crate::origin::bounded`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 }
@@ -78,7 +83,7 @@ pub struct FailureRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraceRecord {
-    /// `host:NAME` or `tty:NAME`.
+    /// Service and origin ([`crate::origin::grace_origin`]).
     pub origin: String,
     /// Unix time of the success.
     pub time: u64,
@@ -186,27 +191,62 @@ impl LoginState {
         self.last_success_method = Some(method);
     }
 
-    /// Record a failed attempt, keeping the newest [`MAX_RECORDED_FAILURES`].
+    /// Append a failed attempt as it is. Logins record through
+    /// [`crate::ratelimit::record_failure`], which also keeps the list
+    /// bounded by the limits.
     pub fn record_failure(&mut self, kind: FailureKind, host: Option<&str>, now: u64) {
         self.failures.push(FailureRecord {
             time: now,
             kind,
             host: host.map(str::to_string),
         });
-        let excess = self.failures.len().saturating_sub(MAX_RECORDED_FAILURES);
-        self.failures.drain(..excess);
-    }
-
-    /// Drop failure records older than `max_age` seconds (they no longer
-    /// count against any limit).
-    pub fn forget_failures_before(&mut self, now: u64, max_age: u64) {
-        let oldest_kept = now.saturating_sub(max_age);
-        self.failures.retain(|f| f.time >= oldest_kept);
     }
 
     /// Forget every failure: the lockout ends (`twofactor reset-lockout`).
     pub fn clear_failures(&mut self) {
         self.failures.clear();
+    }
+
+    /// Take in the state of the same account kept under another name (an
+    /// alias sharing its uid), so that nothing either name accepted or spent
+    /// can be accepted again: the later TOTP step, every spent code, the
+    /// higher key counter, every failure and grace record.
+    pub fn merge(&mut self, other: LoginState) {
+        self.last_totp_step = self.last_totp_step.max(other.last_totp_step);
+        for id in other.spent_backup_codes {
+            if !self.is_spent(&id) {
+                self.spent_backup_codes.push(id);
+            }
+        }
+        if other.last_success > self.last_success {
+            self.last_success = other.last_success;
+            self.last_success_method = other.last_success_method;
+        }
+        self.failures.extend(other.failures);
+        self.failures.sort_by_key(|f| f.time);
+        for record in other.grace {
+            if !self.grace.contains(&record) {
+                self.grace.push(record);
+            }
+        }
+        self.grace.sort_by_key(|g| g.time);
+        let excess = self.grace.len().saturating_sub(MAX_GRACE_RECORDS);
+        self.grace.drain(..excess);
+        for counter in other.fido2_counters {
+            match self
+                .fido2_counters
+                .iter_mut()
+                .find(|c| c.credential == counter.credential)
+            {
+                Some(mine) => {
+                    mine.counter = mine.counter.max(counter.counter);
+                    mine.time = mine.time.max(counter.time);
+                }
+                None => self.fido2_counters.push(counter),
+            }
+        }
+        let excess = self.fido2_counters.len().saturating_sub(MAX_FIDO2_COUNTERS);
+        self.fido2_counters.drain(..excess);
     }
 
     /// Remember a success from `origin` for the grace period.
@@ -279,6 +319,14 @@ pub struct LockedState {
     _lock: LockGuard,
 }
 
+/// The name a user's login state is kept under: the first name the system
+/// gives their uid (`getpwuid`), so that every alias of an account
+/// (`useradd -o`: same uid, another name) shares one replay and failure
+/// state; the login name itself when the uid has no name of its own.
+pub fn state_name(login_name: &str, name_of_uid: Option<String>) -> String {
+    name_of_uid.unwrap_or_else(|| login_name.to_string())
+}
+
 /// File-name form of a user name: safe characters kept, the rest `%XX`.
 pub fn user_file_stem(user: &str) -> String {
     let mut out = String::with_capacity(user.len());
@@ -326,10 +374,32 @@ impl StateStore {
         owner_uid: u32,
         reader_gid: Option<u32>,
     ) -> Result<LockedState, Error> {
+        self.lock_reading_at_most(user, owner_uid, reader_gid, MAX_STATE_BYTES)
+    }
+
+    /// [`StateStore::lock`] for `twofactor reset-lockout`, which also takes
+    /// a state file up to [`MAX_REPAIRED_STATE_BYTES`], so that one grown
+    /// too large for a login can be repaired without losing what it holds.
+    pub fn lock_for_repair(
+        &self,
+        user: &str,
+        owner_uid: u32,
+        reader_gid: Option<u32>,
+    ) -> Result<LockedState, Error> {
+        self.lock_reading_at_most(user, owner_uid, reader_gid, MAX_REPAIRED_STATE_BYTES)
+    }
+
+    fn lock_reading_at_most(
+        &self,
+        user: &str,
+        owner_uid: u32,
+        reader_gid: Option<u32>,
+        max_size: u64,
+    ) -> Result<LockedState, Error> {
         files::ensure_private_dir(&self.dir, owner_uid, STATE_DIR_MODE)?;
         let lock = files::lock_exclusive(&self.lock_path(user), LOCK_TIMEOUT)?;
         let path = self.state_path(user);
-        let state = Self::read(&path, owner_uid)?;
+        let state = Self::read(&path, owner_uid, max_size)?;
         Ok(LockedState {
             path,
             reader_gid,
@@ -340,15 +410,46 @@ impl StateStore {
 
     /// Read a user's state without locking (for display).
     pub fn peek(&self, user: &str, owner_uid: u32) -> Result<LoginState, Error> {
-        Self::read(&self.state_path(user), owner_uid)
+        Self::read(&self.state_path(user), owner_uid, MAX_STATE_BYTES)
     }
 
-    fn read(path: &Path, owner_uid: u32) -> Result<LoginState, Error> {
+    /// Move the state kept under `alias` (another name of the same account)
+    /// into `locked` and save it, then remove the alias's file: from then on
+    /// every name of the account shares one replay and failure state. Done
+    /// under both names' locks; a crash before the removal only means the
+    /// (idempotent) merge happens again.
+    pub fn absorb_alias(
+        &self,
+        locked: &mut LockedState,
+        alias: &str,
+        owner_uid: u32,
+    ) -> Result<(), Error> {
+        let alias_path = self.state_path(alias);
+        if alias_path == locked.path || !alias_path.exists() {
+            return Ok(());
+        }
+        let _alias_lock = files::lock_exclusive(&self.lock_path(alias), LOCK_TIMEOUT)?;
+        let state = match Self::read(&alias_path, owner_uid, MAX_STATE_BYTES) {
+            Ok(state) => state,
+            Err(e) if e.is_missing_file() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        locked.state.merge(state);
+        locked.save()?;
+        std::fs::remove_file(&alias_path).map_err(|e| {
+            Error::file(
+                &alias_path,
+                crate::error::FileProblem::Io(files::describe_io_error(&e)),
+            )
+        })
+    }
+
+    fn read(path: &Path, owner_uid: u32, max_size: u64) -> Result<LoginState, Error> {
         // Group read is allowed (see `lock`); nothing else.
         let requirements = FileRequirements {
             owner: owner_uid,
             forbidden_mode: 0o037,
-            max_size: MAX_STATE_BYTES,
+            max_size,
         };
         match files::read_checked_text(path, &requirements) {
             Ok(text) => LoginState::parse(&text, &path.display().to_string()),
@@ -442,15 +543,130 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_bounded() {
+    fn worst_case_state_fits() {
+        use crate::ratelimit::{Limit, Limits};
+        // The largest limits the configuration accepts, every failure from
+        // a distinct host of the longest stored form, the most grace records
+        // and key counters, and the spent codes of a full enrollment.
+        let limit = Limit {
+            max_failures: crate::config::MAX_FAILURE_LIMIT,
+            window: crate::config::MAX_PERIOD_SECONDS,
+            max_failures_all_hosts: crate::config::MAX_FAILURE_LIMIT,
+        };
+        let limits = Limits {
+            code: limit,
+            backup_code: limit,
+            by_host: true,
+        };
         let mut state = LoginState::default();
-        for t in 0..1000 {
-            state.record_failure(FailureKind::Code, None, t);
+        let now = 4_000_000_000;
+        for i in 0..3 * crate::config::MAX_FAILURE_LIMIT as u64 {
+            let host = crate::origin::bounded(&format!("{i}{}", "h".repeat(300)));
+            assert!(host.len() <= crate::origin::MAX_ORIGIN_BYTES);
+            for kind in [FailureKind::Code, FailureKind::BackupCode] {
+                crate::ratelimit::record_failure(&mut state, &limits, kind, Some(&host), now - i);
+            }
         }
-        assert_eq!(state.failures.len(), MAX_RECORDED_FAILURES);
-        assert_eq!(state.failures.last().map(|f| f.time), Some(999));
-        state.forget_failures_before(1000, 10);
-        assert_eq!(state.failures.len(), 10);
+        for i in 0..MAX_GRACE_RECORDS * 2 {
+            let origin = crate::origin::grace_origin(
+                &"s".repeat(300),
+                Some(&format!("{i}{}", "h".repeat(300))),
+                None,
+                None,
+            )
+            .unwrap();
+            state.record_grace(&origin, now);
+        }
+        for i in 0..MAX_FIDO2_COUNTERS * 2 {
+            state.record_fido2_counter(&format!("{i:064x}"), u32::MAX, now);
+        }
+        // An enrollment of at most 64 KiB holds fewer than 1000 codes.
+        state.spent_backup_codes = (0..1000).map(|i| format!("{i:032x}")).collect();
+        state.last_totp_step = Some(u64::MAX);
+        let size = state.to_text().len() as u64;
+        assert!(
+            size * 2 < MAX_STATE_BYTES,
+            "worst case {size} bytes against a limit of {MAX_STATE_BYTES}"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_everything_either_side_used() {
+        let mut mine = LoginState {
+            last_totp_step: Some(10),
+            spent_backup_codes: vec!["a".into()],
+            ..LoginState::default()
+        };
+        mine.record_fido2_counter("k1", 5, 1);
+        mine.record_failure(FailureKind::Code, None, 30);
+        let mut alias = LoginState {
+            last_totp_step: Some(12),
+            spent_backup_codes: vec!["a".into(), "b".into()],
+            ..LoginState::default()
+        };
+        alias.record_fido2_counter("k1", 9, 2);
+        alias.record_fido2_counter("k2", 1, 2);
+        alias.record_failure(FailureKind::BackupCode, Some("192.0.2.1"), 20);
+        alias.record_success(Method::Totp, 40);
+        mine.merge(alias);
+        assert_eq!(mine.last_totp_step, Some(12));
+        assert!(mine.is_spent("a") && mine.is_spent("b"));
+        assert_eq!(mine.spent_backup_codes.len(), 2);
+        assert_eq!(mine.fido2_counter("k1"), Some(9));
+        assert_eq!(mine.fido2_counter("k2"), Some(1));
+        assert_eq!(
+            mine.failures.iter().map(|f| f.time).collect::<Vec<_>>(),
+            [20, 30]
+        );
+        assert_eq!(mine.last_success, Some(40));
+    }
+
+    #[test]
+    fn an_alias_state_is_absorbed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        {
+            let mut alias = store.lock("alias", me(), None).unwrap();
+            alias.state.spent_backup_codes.push("spent".into());
+            alias.state.last_totp_step = Some(77);
+            alias.save().unwrap();
+        }
+        let mut locked = store.lock("owner", me(), None).unwrap();
+        store.absorb_alias(&mut locked, "alias", me()).unwrap();
+        assert!(locked.state.is_spent("spent"));
+        drop(locked);
+        assert!(!store.state_path("alias").exists());
+        let reread = store.peek("owner", me()).unwrap();
+        assert_eq!(reread.last_totp_step, Some(77));
+        // Nothing left to take in: a no-op.
+        let mut locked = store.lock("owner", me(), None).unwrap();
+        store.absorb_alias(&mut locked, "alias", me()).unwrap();
+        assert!(locked.state.is_spent("spent"));
+    }
+
+    #[test]
+    fn a_state_too_large_for_a_login_can_be_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        drop(store.lock("big", me(), None).unwrap());
+        let mut state = LoginState::default();
+        state.spent_backup_codes.push("spent".into());
+        state.last_totp_step = Some(5);
+        state.record_failure(FailureKind::Code, Some(&"h".repeat(2_000_000)), 1);
+        std::fs::write(store.state_path("big"), state.to_text()).unwrap();
+        std::fs::set_permissions(
+            store.state_path("big"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(store.lock("big", me(), None).is_err());
+        let mut repaired = store.lock_for_repair("big", me(), None).unwrap();
+        repaired.state.clear_failures();
+        repaired.save().unwrap();
+        drop(repaired);
+        let state = store.lock("big", me(), None).unwrap().state;
+        assert!(state.is_spent("spent"));
+        assert_eq!(state.last_totp_step, Some(5));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use crate::backup::{self, BackupCheck};
 use crate::enrollment::Enrollment;
-use crate::state::{LoginState, Method};
+use crate::ratelimit::Locks;
+use crate::state::{FailureKind, LoginState, Method};
 use crate::totp::TotpCheck;
 
 /// The outcome of checking one answer.
@@ -62,15 +63,97 @@ fn rank(verdict: &Verdict) -> u8 {
     }
 }
 
-/// Check an answer that is only a code (surrounding white space ignored).
+/// Kinds of code (the rate-limit budgets): which ones an answer had the
+/// shape of, or was checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kinds {
+    /// TOTP codes.
+    pub code: bool,
+    /// Backup codes.
+    pub backup_code: bool,
+}
+
+impl Kinds {
+    /// Both kinds.
+    pub const ALL: Kinds = Kinds {
+        code: true,
+        backup_code: true,
+    };
+
+    /// True when `kind` is among them.
+    pub fn contains(self, kind: FailureKind) -> bool {
+        match kind {
+            FailureKind::Code => self.code,
+            FailureKind::BackupCode => self.backup_code,
+        }
+    }
+
+    /// True when there is none.
+    pub fn is_empty(self) -> bool {
+        !self.code && !self.backup_code
+    }
+
+    /// The kinds in either.
+    pub fn union(self, other: Kinds) -> Kinds {
+        Kinds {
+            code: self.code || other.code,
+            backup_code: self.backup_code || other.backup_code,
+        }
+    }
+
+    /// The kinds in turn (codes first).
+    pub fn iter(self) -> impl Iterator<Item = FailureKind> {
+        [FailureKind::Code, FailureKind::BackupCode]
+            .into_iter()
+            .filter(move |&kind| self.contains(kind))
+    }
+
+    /// The kinds not locked by `locks`.
+    pub fn open_in(locks: &Locks) -> Kinds {
+        Kinds {
+            code: locks.code.is_none(),
+            backup_code: locks.backup_code.is_none(),
+        }
+    }
+}
+
+/// What checking one answer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The verdict over the kinds that were checked.
+    pub verdict: Verdict,
+    /// Kinds the answer had the shape of (whether or not they were open).
+    pub shaped: Kinds,
+    /// Kinds it was compared against: every one of them counts a failure
+    /// when the answer is refused.
+    pub checked: Kinds,
+    /// With password and code: the length of the password part in bytes.
+    pub password_len: Option<usize>,
+}
+
+/// Check an answer that is only a code (surrounding white space ignored)
+/// against the kinds in `open`; a kind that is locked is never compared.
 pub fn check_code(
     enrollment: &Enrollment,
     state: &LoginState,
     answer: &str,
     now: u64,
     window: u8,
-) -> Verdict {
-    check_candidate(enrollment, state, answer.trim(), now, window)
+    open: Kinds,
+) -> Checked {
+    let candidate = check_candidate(enrollment, state, answer.trim(), now, window, open);
+    Checked {
+        verdict: candidate.verdict,
+        shaped: candidate.shaped,
+        checked: candidate.checked,
+        password_len: None,
+    }
+}
+
+struct Candidate {
+    verdict: Verdict,
+    shaped: Kinds,
+    checked: Kinds,
 }
 
 fn check_candidate(
@@ -79,46 +162,65 @@ fn check_candidate(
     candidate: &str,
     now: u64,
     window: u8,
-) -> Verdict {
-    if let Some(totp) = &enrollment.totp {
-        if totp.looks_like_code(candidate) {
-            let verdict = match totp.verify(candidate, now, window, state.last_totp_step) {
+    open: Kinds,
+) -> Candidate {
+    let mut result = Candidate {
+        verdict: Verdict::Wrong,
+        shaped: Kinds::default(),
+        checked: Kinds::default(),
+    };
+    if let Some(totp) = enrollment
+        .totp
+        .as_ref()
+        .filter(|t| t.looks_like_code(candidate))
+    {
+        result.shaped.code = true;
+        if open.code {
+            result.checked.code = true;
+            result.verdict = match totp.verify(candidate, now, window, state.last_totp_step) {
                 TotpCheck::Accepted { step } => Verdict::Totp { step },
                 TotpCheck::Replayed => Verdict::ReplayedTotp,
                 TotpCheck::Rejected => Verdict::Wrong,
             };
-            // An 8-digit TOTP and imported 8-digit scratch codes share a
-            // shape: a wrong TOTP code may still be a scratch code.
-            let maybe_scratch = verdict == Verdict::Wrong
-                && backup::normalize_legacy(candidate).is_some()
-                && enrollment
-                    .backup_codes
-                    .iter()
-                    .any(|c| c.kind == backup::BackupCodeKind::LegacyScratch);
-            if !maybe_scratch {
-                return verdict;
+            if result.verdict != Verdict::Wrong {
+                return result;
             }
         }
     }
-    match backup::verify(candidate, &enrollment.backup_codes, |id| state.is_spent(id)) {
-        BackupCheck::Accepted { id } => Verdict::BackupCode { id },
-        BackupCheck::AlreadyUsed => Verdict::SpentBackupCode,
-        BackupCheck::Rejected => Verdict::Wrong,
+    // An 8-digit TOTP and imported 8-digit scratch codes share a shape: a
+    // wrong TOTP code may still be a scratch code.
+    if !enrollment.backup_codes.is_empty()
+        && backup::looks_like_backup_code(candidate, &enrollment.backup_codes)
+    {
+        result.shaped.backup_code = true;
+        if open.backup_code {
+            result.checked.backup_code = true;
+            result.verdict = match backup::verify(candidate, &enrollment.backup_codes, |id| {
+                state.is_spent(id)
+            }) {
+                BackupCheck::Accepted { id } => Verdict::BackupCode { id },
+                BackupCheck::AlreadyUsed => Verdict::SpentBackupCode,
+                BackupCheck::Rejected => Verdict::Wrong,
+            };
+        }
     }
+    result
 }
 
 /// Check an answer holding a password immediately followed by a code
-/// (`forward_pass`, `try_first_pass`). Each way the answer can end in a code
-/// is tried: the TOTP length, a dashed backup code, a plain backup code; a
-/// whole answer that is a code counts too. Returns the verdict and the length
-/// of the password part in bytes.
+/// (`forward_pass`, `try_first_pass`, `use_first_pass`) against the kinds
+/// in `open`. Each way the answer can end in a code is tried: the TOTP
+/// length, a dashed backup code, a plain backup code; a whole answer that
+/// is a code counts too. Every kind any of these was compared against is
+/// reported as checked.
 pub fn check_password_and_code(
     enrollment: &Enrollment,
     state: &LoginState,
     answer: &str,
     now: u64,
     window: u8,
-) -> (Verdict, usize) {
+    open: Kinds,
+) -> Checked {
     let mut suffix_lengths: Vec<usize> = Vec::with_capacity(3);
     if let Some(totp) = &enrollment.totp {
         suffix_lengths.push(usize::from(totp.digits));
@@ -134,7 +236,12 @@ pub fn check_password_and_code(
     if has_legacy && !suffix_lengths.contains(&backup::LEGACY_CODE_DIGITS) {
         suffix_lengths.push(backup::LEGACY_CODE_DIGITS);
     }
-    let mut best = (Verdict::Wrong, answer.len());
+    let mut best = Checked {
+        verdict: Verdict::Wrong,
+        shaped: Kinds::default(),
+        checked: Kinds::default(),
+        password_len: Some(answer.len()),
+    };
     for suffix in suffix_lengths {
         let Some(split) = answer.len().checked_sub(suffix) else {
             continue;
@@ -142,9 +249,12 @@ pub fn check_password_and_code(
         if !answer.is_char_boundary(split) {
             continue;
         }
-        let verdict = check_candidate(enrollment, state, &answer[split..], now, window);
-        if rank(&verdict) > rank(&best.0) {
-            best = (verdict, split);
+        let candidate = check_candidate(enrollment, state, &answer[split..], now, window, open);
+        best.shaped = best.shaped.union(candidate.shaped);
+        best.checked = best.checked.union(candidate.checked);
+        if rank(&candidate.verdict) > rank(&best.verdict) {
+            best.verdict = candidate.verdict;
+            best.password_len = Some(split);
         }
     }
     best
@@ -215,12 +325,20 @@ mod tests {
         let (e, _) = enrollment_with_codes();
         let mut state = LoginState::default();
         let code = e.totp.as_ref().unwrap().code_at(1000);
-        let verdict = check_code(&e, &state, &format!(" {} ", code.as_str()), 1000, 1);
+        let verdict = check_code(
+            &e,
+            &state,
+            &format!(" {} ", code.as_str()),
+            1000,
+            1,
+            Kinds::ALL,
+        )
+        .verdict;
         assert_eq!(verdict, Verdict::Totp { step: 33 });
         record_success(&verdict, &e, &mut state, 1000);
         assert_eq!(state.last_totp_step, Some(33));
         assert_eq!(
-            check_code(&e, &state, &code, 1000, 1),
+            check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict,
             Verdict::ReplayedTotp
         );
     }
@@ -229,11 +347,11 @@ mod tests {
     fn backup_code_once_and_remaining_count() {
         let (e, shown) = enrollment_with_codes();
         let mut state = LoginState::default();
-        let verdict = check_code(&e, &state, &shown[2], 1000, 1);
+        let verdict = check_code(&e, &state, &shown[2], 1000, 1, Kinds::ALL).verdict;
         assert!(matches!(verdict, Verdict::BackupCode { .. }));
         assert_eq!(record_success(&verdict, &e, &mut state, 1000), 2);
         assert_eq!(
-            check_code(&e, &state, &shown[2], 1001, 1),
+            check_code(&e, &state, &shown[2], 1001, 1, Kinds::ALL).verdict,
             Verdict::SpentBackupCode
         );
         assert_eq!(state.last_success_method, Some(Method::BackupCode));
@@ -245,24 +363,29 @@ mod tests {
         let state = LoginState::default();
         let code = e.totp.as_ref().unwrap().code_at(1000);
         let answer = format!("hunter2{}", code.as_str());
-        let (verdict, split) = check_password_and_code(&e, &state, &answer, 1000, 1);
+        let checked = check_password_and_code(&e, &state, &answer, 1000, 1, Kinds::ALL);
+        let (verdict, split) = (checked.verdict, checked.password_len.unwrap());
         assert!(verdict.is_success());
         assert_eq!(&answer[..split], "hunter2");
 
         for backup in [shown[0].clone(), shown[0].replace('-', "")] {
             let answer = format!("pass word{backup}");
-            let (verdict, split) = check_password_and_code(&e, &state, &answer, 1000, 1);
+            let checked = check_password_and_code(&e, &state, &answer, 1000, 1, Kinds::ALL);
+            let (verdict, split) = (checked.verdict, checked.password_len.unwrap());
             assert!(matches!(verdict, Verdict::BackupCode { .. }), "{answer}");
             assert_eq!(&answer[..split], "pass word");
         }
 
-        let (verdict, split) = check_password_and_code(&e, &state, code.as_str(), 1000, 1);
+        let checked = check_password_and_code(&e, &state, code.as_str(), 1000, 1, Kinds::ALL);
+        let (verdict, split) = (checked.verdict, checked.password_len.unwrap());
         assert!(verdict.is_success());
         assert_eq!(split, 0);
 
-        let (verdict, _) = check_password_and_code(&e, &state, "hunter2000000", 1000, 1);
+        let checked = check_password_and_code(&e, &state, "hunter2000000", 1000, 1, Kinds::ALL);
+        let (verdict, _) = (checked.verdict, checked.password_len.unwrap());
         assert_eq!(verdict, Verdict::Wrong);
-        let (verdict, _) = check_password_and_code(&e, &state, "ü", 1000, 1);
+        let checked = check_password_and_code(&e, &state, "ü", 1000, 1, Kinds::ALL);
+        let (verdict, _) = (checked.verdict, checked.password_len.unwrap());
         assert_eq!(verdict, Verdict::Wrong);
     }
 
@@ -272,15 +395,16 @@ mod tests {
         e.backup_codes
             .push(backup::hash_legacy("60808409").unwrap());
         let mut state = LoginState::default();
-        let verdict = check_code(&e, &state, "60808409", 1000, 1);
+        let verdict = check_code(&e, &state, "60808409", 1000, 1, Kinds::ALL).verdict;
         assert!(matches!(verdict, Verdict::BackupCode { .. }), "{verdict:?}");
         assert_eq!(record_success(&verdict, &e, &mut state, 1000), 3);
         assert_eq!(
-            check_code(&e, &state, "60808409", 1000, 1),
+            check_code(&e, &state, "60808409", 1000, 1, Kinds::ALL).verdict,
             Verdict::SpentBackupCode
         );
         let state = LoginState::default();
-        let (verdict, split) = check_password_and_code(&e, &state, "hunter260808409", 1000, 1);
+        let checked = check_password_and_code(&e, &state, "hunter260808409", 1000, 1, Kinds::ALL);
+        let (verdict, split) = (checked.verdict, checked.password_len.unwrap());
         assert!(matches!(verdict, Verdict::BackupCode { .. }), "{verdict:?}");
         assert_eq!(split, "hunter2".len());
 
@@ -290,13 +414,69 @@ mod tests {
         }
         let code = e.totp.as_ref().unwrap().code_at(1000);
         assert!(matches!(
-            check_code(&e, &state, &code, 1000, 1),
+            check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict,
             Verdict::Totp { .. }
         ));
         assert!(matches!(
-            check_code(&e, &state, "60808409", 1000, 1),
+            check_code(&e, &state, "60808409", 1000, 1, Kinds::ALL).verdict,
             Verdict::BackupCode { .. }
         ));
+    }
+
+    #[test]
+    fn every_kind_compared_is_reported_and_locked_kinds_are_not_compared() {
+        let (mut e, shown) = enrollment_with_codes();
+        e.backup_codes
+            .push(backup::hash_legacy("60808409").unwrap());
+        if let Some(totp) = e.totp.as_mut() {
+            totp.digits = 8;
+        }
+        let state = LoginState::default();
+        let both = Kinds::ALL;
+        // A wrong 8-digit answer is a TOTP guess and a scratch-code guess.
+        let wrong = check_code(&e, &state, "12345678", 1000, 1, Kinds::ALL);
+        assert_eq!(
+            (wrong.verdict, wrong.checked, wrong.shaped),
+            (Verdict::Wrong, both, both)
+        );
+        // With codes locked, a scratch code is still checked, the TOTP never.
+        let codes_locked = Kinds {
+            code: false,
+            backup_code: true,
+        };
+        let scratch = check_code(&e, &state, "60808409", 1000, 1, codes_locked);
+        assert!(matches!(scratch.verdict, Verdict::BackupCode { .. }));
+        assert_eq!(scratch.checked, codes_locked);
+        let totp = e.totp.as_ref().unwrap().code_at(1000);
+        let refused = check_code(&e, &state, &totp, 1000, 1, codes_locked);
+        assert_eq!(refused.verdict, Verdict::Wrong);
+        assert_eq!((refused.checked, refused.shaped), (codes_locked, both));
+        // Nothing open: nothing compared, even the right code.
+        let closed = check_code(&e, &state, &totp, 1000, 1, Kinds::default());
+        assert_eq!(
+            (closed.verdict, closed.checked),
+            (Verdict::Wrong, Kinds::default())
+        );
+        // A password and a wrong code: every suffix's kind counts.
+        let answer = format!("correct-horse-{}x{}", "7".repeat(8), "a".repeat(15));
+        let guessed = check_password_and_code(&e, &state, &answer, 1000, 1, Kinds::ALL);
+        assert_eq!(guessed.verdict, Verdict::Wrong);
+        assert!(guessed.checked.backup_code, "{guessed:?}");
+        let guessed = check_password_and_code(&e, &state, "hunter212345678", 1000, 1, Kinds::ALL);
+        assert_eq!(guessed.checked, both);
+        // A standard backup code typed alone is a backup-code attempt only.
+        let typed = check_code(&e, &state, &shown[0].replace('-', ""), 1000, 1, Kinds::ALL);
+        assert!(matches!(typed.verdict, Verdict::BackupCode { .. }));
+        assert_eq!(
+            typed.checked,
+            Kinds {
+                code: false,
+                backup_code: true
+            }
+        );
+        // A malformed answer has no shape and is compared with nothing.
+        let malformed = check_code(&e, &state, "hello", 1000, 1, Kinds::ALL);
+        assert!(malformed.shaped.is_empty() && malformed.checked.is_empty());
     }
 
     #[test]
@@ -304,7 +484,7 @@ mod tests {
         let (e, shown) = enrollment_with_codes();
         let mut state = LoginState::default();
         state.spent_backup_codes.push("stale".into());
-        let verdict = check_code(&e, &state, &shown[0], 5, 1);
+        let verdict = check_code(&e, &state, &shown[0], 5, 1, Kinds::ALL).verdict;
         record_success(&verdict, &e, &mut state, 5);
         assert_eq!(
             state.spent_backup_codes,

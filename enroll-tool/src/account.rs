@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use nix::unistd::{self, Gid, Uid, User};
 
+use twofactor_core::state::state_name;
+
 use crate::error::CliError;
 
 /// A user account as the password database describes it.
@@ -19,11 +21,18 @@ pub struct Account {
     pub gid: Gid,
     /// Home directory (used for `%h` in the enrollment path).
     pub home: PathBuf,
+    /// The name the login state is kept under, shared by every alias of
+    /// the account ([`twofactor_core::state::state_name`]).
+    pub state_name: String,
 }
 
 impl From<User> for Account {
     fn from(user: User) -> Self {
+        // A failed lookup here only shows the alias's own (older) state;
+        // reset-lockout, which writes, looks it up strictly.
+        let name_of_uid = User::from_uid(user.uid).ok().flatten().map(|u| u.name);
         Account {
+            state_name: state_name(&user.name, name_of_uid),
             name: user.name,
             uid: user.uid,
             gid: user.gid,

@@ -746,7 +746,7 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
     // The login state is root's: read it before becoming the user.
     let states: Vec<StateView> = configs
         .iter()
-        .map(|(c, _)| StateView::read(&c.config, &account.name))
+        .map(|(c, _)| StateView::read(&c.config, &account.state_name))
         .collect();
     if let Err(err) = account::become_user(account) {
         doctor.problem(

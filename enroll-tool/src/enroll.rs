@@ -227,7 +227,9 @@ fn confirm_code(
             &typed,
             now,
             config.window,
-        );
+            verify::Kinds::ALL,
+        )
+        .verdict;
         if matches!(verdict, Verdict::Totp { .. }) {
             terminal.say("Code accepted: the app is set up.\n\n")?;
             return Ok(());

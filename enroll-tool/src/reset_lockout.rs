@@ -6,7 +6,7 @@
 use nix::unistd::User;
 use serde::Serialize;
 
-use twofactor_core::state::StateStore;
+use twofactor_core::state::{state_name, StateStore};
 
 use crate::account;
 use crate::cli::ResetLockoutArgs;
@@ -37,9 +37,26 @@ pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
             )))
         }
     };
+    let name_of_uid = User::from_uid(user.uid)
+        .map_err(|err| {
+            CliError::System(format!(
+                "cannot look up uid {}: {}",
+                user.uid,
+                err.desc()
+            ))
+        })?
+        .map(|owner| owner.name);
+    let state_name = state_name(&user.name, name_of_uid);
     let store = StateStore::new(&config.state_dir);
-    let cleared = if store.state_path(&user.name).exists() {
-        let mut locked = store.lock(&user.name, 0, Some(user.gid.as_raw()))?;
+    let exists = |name: &str| store.state_path(name).exists();
+    let cleared = if exists(&state_name) || exists(&user.name) {
+        // Read even a file grown too large for a login (failures recorded
+        // with huge origins by earlier versions), so that it can be repaired
+        // without losing the replay protection it holds.
+        let mut locked = store.lock_for_repair(&state_name, 0, Some(user.gid.as_raw()))?;
+        if state_name != user.name {
+            store.absorb_alias(&mut locked, &user.name, 0)?;
+        }
         let count = locked.state.failures.len();
         if count > 0 {
             locked.state.clear_failures();

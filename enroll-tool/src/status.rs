@@ -40,7 +40,7 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     let now = output::now()?;
     // Before the switch to the user: root sees the state even where an older
     // install left it readable only by root.
-    let state = StateView::read(&config, &account.name);
+    let state = StateView::read(&config, &account.state_name);
 
     account::become_user(&account)?;
     // Files that cannot even be looked at are reported by reading them.
@@ -343,7 +343,7 @@ impl Report {
             },
             state: StateReport {
                 path: store
-                    .state_path(&account.name)
+                    .state_path(&account.state_name)
                     .to_string_lossy()
                     .into_owned(),
                 readable: state.is_some(),
@@ -595,6 +595,7 @@ mod tests {
             uid: nix::unistd::Uid::from_raw(1000),
             gid: nix::unistd::Gid::from_raw(1000),
             home: "/home/alice".into(),
+            state_name: "alice".into(),
         }
     }
 

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use twofactor_core::ratelimit::locked_until;
 use twofactor_core::state::{FailureKind, LoginState};
-use twofactor_core::verify::{check_code, Verdict};
+use twofactor_core::verify::{check_code, Kinds, Verdict};
 
 use crate::account;
 use crate::cli::VerifyArgs;
@@ -51,7 +51,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let config = system_config::load(args.target.config.as_deref())?;
     let account = account::resolve_target(args.target.user.as_deref())?;
     let path = enrollment_file::path_of(&config, &account)?;
-    let state_view = StateView::read(&config, &account.name);
+    let state_view = StateView::read(&config, &account.state_name);
     let mut terminal = if io::stdin().is_terminal() {
         Some(Terminal::open(
             "to read the code from",
@@ -84,7 +84,17 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let now = output::now()?;
     let state = state_view.state();
     let judged_state = state.clone().unwrap_or_default();
-    let verdict = check_code(&enrollment, &judged_state, &code, now, config.window);
+    // Judged as a login would if no kind were locked; a lock is reported
+    // beside the verdict.
+    let verdict = check_code(
+        &enrollment,
+        &judged_state,
+        &code,
+        now,
+        config.window,
+        Kinds::ALL,
+    )
+    .verdict;
     drop(code);
 
     let (result, valid, text) = match &verdict {

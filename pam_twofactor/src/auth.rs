@@ -11,11 +11,12 @@ use twofactor_core::config::{
 };
 use twofactor_core::enrollment::{expand_path, read_with_legacy, Enrollment};
 use twofactor_core::files::{self, FileRequirements};
+use twofactor_core::ratelimit::{self, Locks};
 use twofactor_core::secret::SecretString;
-use twofactor_core::state::{FailureKind, LoginState, StateStore};
-use twofactor_core::verify::{self, Verdict};
+use twofactor_core::state::{FailureKind, LockedState, LoginState, StateStore};
+use twofactor_core::verify::{self, Kinds, Verdict};
 use twofactor_core::Error;
-use twofactor_core::{notify, ratelimit};
+use twofactor_core::{notify, origin};
 
 use crate::args::{ModuleArgs, PassMode};
 use crate::fido2_device::SecurityKeys;
@@ -85,41 +86,21 @@ enum Target {
     Broken(Error),
 }
 
-/// Which method a refused answer was an attempt at, judged by its shape,
-/// for the log line (the answer itself is never logged).
-fn attempted_method(
-    verdict: &Verdict,
-    enrollment: &Enrollment,
-    answer: &SecretString,
-    form: &AnswerForm,
-) -> &'static str {
-    match (verdict, form) {
-        (Verdict::ReplayedTotp, _) => "totp",
-        (Verdict::SpentBackupCode, _) => "backup-code",
-        (_, AnswerForm::PasswordAndCode) => "unknown",
-        (_, AnswerForm::CodeOnly) => {
-            let typed = answer.expose().trim();
-            if enrollment
-                .totp
-                .as_ref()
-                .is_some_and(|t| t.looks_like_code(typed))
-            {
-                "totp"
-            } else if twofactor_core::backup::looks_like_backup_code(
-                typed,
-                &enrollment.backup_codes,
-            ) {
-                "backup-code"
-            } else {
-                "none (malformed answer)"
-            }
-        }
+/// Which method a refused answer was an attempt at, for the log line (the
+/// answer itself is never logged): the kinds it was compared against.
+fn attempted_method(checked: Kinds) -> &'static str {
+    match (checked.code, checked.backup_code) {
+        (true, true) => "totp+backup-code",
+        (true, false) => "totp",
+        (false, true) => "backup-code",
+        (false, false) => "none (malformed answer)",
     }
 }
 
 /// Who is logging in from where: the identifying fields of log lines, the
-/// remote host for per-host rate limits, and the origin for the grace period
-/// (`host:NAME` for remote logins, `tty:NAME` for local ones).
+/// remote host for per-host rate limits (bounded: [`origin::bounded`]), and
+/// the origin for the grace period, scoped by service and, for local
+/// logins, by terminal session ([`origin::grace_origin`]).
 pub(crate) struct LogContext {
     pub(crate) fields: String,
     pub(crate) host: Option<String>,
@@ -127,14 +108,21 @@ pub(crate) struct LogContext {
 }
 
 impl LogContext {
-    fn new(user: &str, session: &dyn Session) -> Self {
-        let host = session.remote_host().filter(|h| !h.is_empty());
+    fn new(user: &str, session: &dyn Session, system: &dyn System) -> Self {
+        let raw_host = session.remote_host().filter(|h| !h.is_empty());
         let tty = session.tty().filter(|t| !t.is_empty());
-        let origin = match (&host, &tty) {
-            (Some(host), _) => Some(format!("host:{host}")),
-            (None, Some(tty)) => Some(format!("tty:{tty}")),
-            (None, None) => None,
+        let terminal_session = if raw_host.is_none() && tty.is_some() {
+            system.terminal_session()
+        } else {
+            None
         };
+        let origin = origin::grace_origin(
+            session.service().as_deref().unwrap_or("?"),
+            raw_host.as_deref(),
+            tty.as_deref(),
+            terminal_session,
+        );
+        let host = raw_host.as_deref().map(origin::bounded);
         let mut fields = format!("user={}", sanitize(user));
         if let Some(rhost) = session.remote_host().filter(|h| !h.is_empty()) {
             fields.push_str(&format!(" rhost={}", sanitize(&rhost)));
@@ -172,13 +160,33 @@ enum AnswerForm {
     PasswordAndCode,
 }
 
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Typed at this module's prompt. A success takes back the failures
+    /// `withdraw` that PAM_AUTHTOK counted in this same login under
+    /// `try_first_pass` (a password that ends in digits, not a guess).
+    Prompt { withdraw: Kinds },
+    /// PAM_AUTHTOK, set by an earlier module.
+    Authtok { try_first: bool },
+}
+
+/// What PAM_AUTHTOK settled.
+enum AuthtokStep {
+    /// The login is decided.
+    Done(Outcome),
+    /// Ask the user; `counted` failures stand unless they then succeed.
+    Ask { counted: Kinds },
+}
+
 struct Checked {
-    verdict: Verdict,
+    answer: verify::Checked,
+    /// Kinds a refusal counted a failure against.
+    counted: Kinds,
     /// The answer was of a kind that is locked out: nothing was checked.
     refused_while_locked: Option<(FailureKind, u64)>,
     /// This failure reached a limit: the kind is locked until then.
     lockout_started: Option<(FailureKind, u64)>,
-    password_len: Option<usize>,
     remaining_backup_codes: usize,
 }
 
@@ -211,7 +219,7 @@ impl Login<'_> {
                 .record(Severity::Error, "could not obtain the user name from PAM");
             return Outcome::NoAnswer;
         };
-        let context = LogContext::new(&user, session);
+        let context = LogContext::new(&user, session, self.system);
         let target = self.resolve(&config, &user);
         if matches!(target, Target::NotEnrolled) && config.unenrolled == UnenrolledPolicy::Ignore {
             self.log.record(
@@ -232,7 +240,7 @@ impl Login<'_> {
             // Read once for the grace period and the lockout notice; both are
             // advisory here, the binding decisions are taken under the lock.
             let peeked = StateStore::new(Path::new(&config.state_dir))
-                .peek(&account.name, self.system.state_owner())
+                .peek(&account.state_name, self.system.state_owner())
                 .ok();
             if asks_code_alone && self.within_grace_period(&config, peeked.as_ref(), &context) {
                 return Outcome::Verified;
@@ -249,9 +257,13 @@ impl Login<'_> {
             }
         }
 
+        // Failures a code in PAM_AUTHTOK counted under try_first_pass: taken
+        // back only if the user then proves the second factor at the prompt.
+        let mut provisional = Kinds::default();
         if args.pass_mode != PassMode::Prompt {
-            if let Some(outcome) = self.try_authtok(session, &args, &config, &target, &context) {
-                return outcome;
+            match self.try_authtok(session, &args, &config, &target, &context) {
+                AuthtokStep::Done(outcome) => return outcome,
+                AuthtokStep::Ask { counted } => provisional = counted,
             }
             if args.pass_mode == PassMode::UseFirstPass {
                 return self.refuse_without_answer(
@@ -287,11 +299,15 @@ impl Login<'_> {
             AnswerForm::CodeOnly
         };
         match &target {
-            Target::Enrolled(account, enrollment) => self
-                .check_and_record(
-                    session, &config, account, enrollment, &answer, form, true, &context,
+            Target::Enrolled(account, enrollment) => {
+                let source = Source::Prompt {
+                    withdraw: provisional,
+                };
+                self.check_and_record(
+                    session, &config, account, enrollment, &answer, form, source, &context,
                 )
-                .unwrap_or(Outcome::Unavailable),
+                .map_or(Outcome::Unavailable, |(outcome, _)| outcome)
+            }
             _ => self.refuse_without_answer(&target, &context, ""),
         }
     }
@@ -337,12 +353,8 @@ impl Login<'_> {
         let Some(state) = state else {
             return false;
         };
-        let limits = config.limits();
-        let host = context.host.as_deref();
-        let code_lock = ratelimit::locked_until(state, &limits, FailureKind::Code, host, self.now);
-        let backup_lock =
-            ratelimit::locked_until(state, &limits, FailureKind::BackupCode, host, self.now);
-        match (code_lock, backup_lock) {
+        let locks = Locks::of_login(state, &config.limits(), context.host.as_deref(), self.now);
+        match (locks.code, locks.backup_code) {
             (Some(code_until), Some(backup_until)) => {
                 let until = code_until.min(backup_until);
                 self.log.record(
@@ -426,8 +438,14 @@ impl Login<'_> {
         }
     }
 
-    /// PAM_AUTHTOK from an earlier module, as password and code. `None` means
-    /// "not settled, ask" (try_first_pass) or "nothing there" (use_first_pass).
+    /// PAM_AUTHTOK from an earlier module, as password and code.
+    ///
+    /// Every code it holds that is compared counts as a failure when wrong,
+    /// whichever pass mode brought it: under `try_first_pass` the failure is
+    /// recorded before the user is asked, so cancelling the prompt cannot
+    /// erase it. A user whose password merely ends in digits loses nothing:
+    /// the failure is taken back when they then give a right code (see
+    /// [`Source::Prompt`]); only when they do not does it stand.
     fn try_authtok(
         &mut self,
         session: &mut dyn Session,
@@ -435,15 +453,18 @@ impl Login<'_> {
         config: &Config,
         target: &Target,
         context: &LogContext,
-    ) -> Option<Outcome> {
-        let Target::Enrolled(account, enrollment) = target else {
-            return None;
+    ) -> AuthtokStep {
+        let nothing = AuthtokStep::Ask {
+            counted: Kinds::default(),
         };
-        let token = session.authtok().filter(|t| !t.expose().is_empty())?;
-        // Under try_first_pass the token is usually just a password: a
-        // mismatch is not an attempt at a code, so it is neither logged nor
-        // counted, and the user is asked.
-        let count_failure = args.pass_mode == PassMode::UseFirstPass;
+        let Target::Enrolled(account, enrollment) = target else {
+            return nothing;
+        };
+        let Some(token) = session.authtok().filter(|t| !t.expose().is_empty()) else {
+            return nothing;
+        };
+        let try_first = args.pass_mode == PassMode::TryFirstPass;
+        let source = Source::Authtok { try_first };
         match self.check_and_record(
             session,
             config,
@@ -451,13 +472,13 @@ impl Login<'_> {
             enrollment,
             &token,
             AnswerForm::PasswordAndCode,
-            count_failure,
+            source,
             context,
         ) {
-            Some(Outcome::Verified) => Some(Outcome::Verified),
-            Some(Outcome::Refused) if count_failure => Some(Outcome::Refused),
-            None => Some(Outcome::Unavailable),
-            Some(_) => None,
+            Some((Outcome::Verified, _)) => AuthtokStep::Done(Outcome::Verified),
+            Some((_, counted)) if try_first => AuthtokStep::Ask { counted },
+            Some((outcome, _)) => AuthtokStep::Done(outcome),
+            None => AuthtokStep::Done(Outcome::Unavailable),
         }
     }
 
@@ -510,8 +531,25 @@ impl Login<'_> {
         }
     }
 
+    /// Lock and load the user's state under the name every alias of the
+    /// account shares, taking in what was kept under this alias before.
+    pub(crate) fn lock_state(
+        &self,
+        config: &Config,
+        account: &Account,
+    ) -> Result<LockedState, Error> {
+        let store = StateStore::new(Path::new(&config.state_dir));
+        let owner = self.system.state_owner();
+        let mut locked = store.lock(&account.state_name, owner, Some(account.gid))?;
+        if account.state_name != account.name {
+            store.absorb_alias(&mut locked, &account.name, owner)?;
+        }
+        Ok(locked)
+    }
+
     /// Verify `answer` under the user's state lock and record the result.
-    /// `None` when the state could not be loaded or saved (already logged).
+    /// `None` when the state could not be loaded or saved (already logged);
+    /// otherwise the outcome and the kinds a refusal counted against.
     #[allow(clippy::too_many_arguments)]
     fn check_and_record(
         &mut self,
@@ -521,42 +559,46 @@ impl Login<'_> {
         enrollment: &Enrollment,
         answer: &SecretString,
         form: AnswerForm,
-        count_failure: bool,
+        source: Source,
         context: &LogContext,
-    ) -> Option<Outcome> {
-        let checked = match self.check_locked(
-            config,
-            account,
-            enrollment,
-            answer,
-            &form,
-            count_failure,
-            context,
-        ) {
-            Ok(checked) => checked,
-            Err(e) => {
-                self.log.record(
-                    Severity::Error,
-                    &format!(
-                        "second factor refused: login state unusable: {e}: {}",
-                        context.fields
-                    ),
-                );
-                return None;
+    ) -> Option<(Outcome, Kinds)> {
+        let checked =
+            match self.check_locked(config, account, enrollment, answer, &form, source, context) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    self.log.record(
+                        Severity::Error,
+                        &format!(
+                            "second factor refused: login state unusable: {e}: {}",
+                            context.fields
+                        ),
+                    );
+                    return None;
+                }
+            };
+        let from = match source {
+            Source::Prompt { .. } => "",
+            Source::Authtok { try_first: true } => {
+                " (code in PAM_AUTHTOK, try_first_pass: asking next)"
             }
+            Source::Authtok { try_first: false } => " (code in PAM_AUTHTOK)",
         };
         if let Some((kind, until)) = checked.refused_while_locked {
             self.log.record(
                 Severity::Warning,
                 &format!(
-                    "second factor refused: {} locked out until {} (too many failures), not checked: {}",
+                    "second factor refused: {} locked out until {} (too many failures), not checked{from}: {}",
                     kind_name(kind),
                     format_utc(until),
                     context.fields
                 ),
             );
-            self.tell(session, &locked_message(kind, until));
-            return Some(Outcome::Refused);
+            // Under try_first_pass the user is asked next, and was told of
+            // the lockout before.
+            if !matches!(source, Source::Authtok { try_first: true }) {
+                self.tell(session, &locked_message(kind, until));
+            }
+            return Some((Outcome::Refused, Kinds::default()));
         }
         if let Some((kind, until)) = checked.lockout_started {
             self.log.record(
@@ -576,21 +618,23 @@ impl Login<'_> {
                 context,
             );
         }
-        let Some(method) = checked.verdict.method() else {
-            if count_failure {
+        let Some(method) = checked.answer.verdict.method() else {
+            if !checked.counted.is_empty() {
                 self.log.record(
                     Severity::Warning,
                     &format!(
-                        "second factor refused: {}: {} method={}",
-                        checked.verdict.reason(),
+                        "second factor refused: {}{from}: {} method={}",
+                        checked.answer.verdict.reason(),
                         context.fields,
-                        attempted_method(&checked.verdict, enrollment, answer, &form)
+                        attempted_method(checked.answer.checked)
                     ),
                 );
             }
-            return Some(Outcome::Refused);
+            // Under try_first_pass, PAM_AUTHTOK holding no code is the usual
+            // case (a password alone): nothing was guessed, nothing is logged.
+            return Some((Outcome::Refused, checked.counted));
         };
-        if let Some(password_len) = checked.password_len {
+        if let Some(password_len) = checked.answer.password_len {
             let password = &answer.expose()[..password_len];
             let password = (!password.is_empty()).then_some(password);
             if session.set_authtok(password).is_err() {
@@ -611,7 +655,7 @@ impl Login<'_> {
                 method.name()
             ),
         );
-        if matches!(checked.verdict, Verdict::BackupCode { .. }) {
+        if matches!(checked.answer.verdict, Verdict::BackupCode { .. }) {
             self.notify(
                 config,
                 notify::EVENT_BACKUP_CODE_USED,
@@ -619,7 +663,7 @@ impl Login<'_> {
                 context,
             );
         }
-        if matches!(checked.verdict, Verdict::BackupCode { .. }) && !self.silent {
+        if matches!(checked.answer.verdict, Verdict::BackupCode { .. }) && !self.silent {
             let remaining = checked.remaining_backup_codes;
             let mut message = format!(
                 "Backup code accepted. {remaining} backup code{} left.",
@@ -630,7 +674,7 @@ impl Login<'_> {
             }
             session.info(&message);
         }
-        Some(Outcome::Verified)
+        Some((Outcome::Verified, Kinds::default()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -641,85 +685,68 @@ impl Login<'_> {
         enrollment: &Enrollment,
         answer: &SecretString,
         form: &AnswerForm,
-        count_failure: bool,
+        source: Source,
         context: &LogContext,
     ) -> Result<Checked, Error> {
-        let store = StateStore::new(Path::new(&config.state_dir));
-        let mut locked = store.lock(&account.name, self.system.state_owner(), Some(account.gid))?;
+        let mut locked = self.lock_state(config, account)?;
         let limits = config.limits();
         let host = context.host.as_deref();
         // Decided under the lock, so concurrent guesses cannot all slip in
-        // before the failure that reaches the limit is recorded.
-        let code_lock =
-            ratelimit::locked_until(&locked.state, &limits, FailureKind::Code, host, self.now);
-        let backup_lock = ratelimit::locked_until(
-            &locked.state,
-            &limits,
-            FailureKind::BackupCode,
-            host,
-            self.now,
-        );
-        let attempted = attempted_kind(enrollment, answer, form);
-        let lock_of_attempt = match attempted {
-            Some(FailureKind::Code) => code_lock,
-            Some(FailureKind::BackupCode) => backup_lock,
-            // Password and code: refused unchecked only when no enrolled
-            // method is open.
-            None => {
-                let totp_open = enrollment.totp.is_some() && code_lock.is_none();
-                let backup_open = !enrollment.backup_codes.is_empty() && backup_lock.is_none();
-                if totp_open || backup_open {
-                    None
-                } else {
-                    [code_lock, backup_lock].into_iter().flatten().min()
-                }
-            }
-        };
-        if let Some(until) = lock_of_attempt {
-            return Ok(Checked {
-                verdict: Verdict::Wrong,
-                refused_while_locked: Some((attempted.unwrap_or(FailureKind::Code), until)),
-                lockout_started: None,
-                password_len: None,
-                remaining_backup_codes: 0,
-            });
-        }
-        // Locked methods are left out of the enrollment, so an answer that
-        // could be either (password + code) is never checked against them.
-        let mut usable = enrollment.clone();
-        if code_lock.is_some() {
-            usable.totp = None;
-        }
-        if backup_lock.is_some() {
-            usable.backup_codes.clear();
-        }
-        let (verdict, password_len) = match form {
-            AnswerForm::CodeOnly => (
-                verify::check_code(
-                    &usable,
-                    &locked.state,
-                    answer.expose(),
-                    self.now,
-                    config.window,
-                ),
-                None,
+        // before the failure that reaches the limit is recorded; a kind that
+        // is locked is never compared.
+        let locks = Locks::of_login(&locked.state, &limits, host, self.now);
+        let open = Kinds::open_in(&locks);
+        let answered = match form {
+            AnswerForm::CodeOnly => verify::check_code(
+                enrollment,
+                &locked.state,
+                answer.expose(),
+                self.now,
+                config.window,
+                open,
             ),
-            AnswerForm::PasswordAndCode => {
-                let (verdict, split) = verify::check_password_and_code(
-                    &usable,
-                    &locked.state,
-                    answer.expose(),
-                    self.now,
-                    config.window,
-                );
-                (verdict, Some(split))
-            }
+            AnswerForm::PasswordAndCode => verify::check_password_and_code(
+                enrollment,
+                &locked.state,
+                answer.expose(),
+                self.now,
+                config.window,
+                open,
+            ),
         };
+        let counted = counted_kinds(&answered, source);
+        if answered.checked.is_empty() {
+            // Shaped only like kinds that are locked (or, typed at the
+            // prompt, shaped like nothing while codes are locked).
+            let shaped = if answered.shaped.is_empty() {
+                counted
+            } else {
+                answered.shaped
+            };
+            let lock = shaped
+                .iter()
+                .filter_map(|kind| locks.of(kind).map(|until| (kind, until)))
+                .min_by_key(|&(_, until)| until);
+            if let Some(lock) = lock {
+                return Ok(Checked {
+                    answer: answered,
+                    counted: Kinds::default(),
+                    refused_while_locked: Some(lock),
+                    lockout_started: None,
+                    remaining_backup_codes: 0,
+                });
+            }
+        }
         let mut remaining_backup_codes = 0;
         let mut lockout_started = None;
-        if verdict.is_success() {
+        if answered.verdict.is_success() {
             remaining_backup_codes =
-                verify::record_success(&verdict, enrollment, &mut locked.state, self.now);
+                verify::record_success(&answered.verdict, enrollment, &mut locked.state, self.now);
+            if let Source::Prompt { withdraw } = source {
+                for kind in withdraw.iter() {
+                    ratelimit::withdraw_failure(&mut locked.state, kind, host, self.now);
+                }
+            }
             if config.grace_period > 0 {
                 if let Some(origin) = context.origin.as_deref() {
                     locked.state.record_grace(origin, self.now);
@@ -728,59 +755,48 @@ impl Login<'_> {
             // The code counts as used only once this is on disk: if saving
             // fails the login fails too, so no code can be used twice.
             locked.save()?;
-        } else if count_failure {
-            let kind = failure_kind(&verdict, attempted);
-            locked
-                .state
-                .forget_failures_before(self.now, limits.longest_window());
-            locked.state.record_failure(kind, host, self.now);
-            lockout_started = ratelimit::locked_until(&locked.state, &limits, kind, host, self.now)
-                .map(|until| (kind, until));
+        } else if !counted.is_empty() {
+            for kind in counted.iter() {
+                let until =
+                    ratelimit::record_failure(&mut locked.state, &limits, kind, host, self.now);
+                if let (Some(until), None) = (until, lockout_started) {
+                    lockout_started = Some((kind, until));
+                }
+            }
             locked.save()?;
         }
         Ok(Checked {
-            verdict,
+            answer: answered,
+            counted,
             refused_while_locked: None,
             lockout_started,
-            password_len,
             remaining_backup_codes,
         })
     }
 }
 
-/// What an answer is an attempt at, by its shape: `None` for password and
-/// code together, where it cannot be told.
-fn attempted_kind(
-    enrollment: &Enrollment,
-    answer: &SecretString,
-    form: &AnswerForm,
-) -> Option<FailureKind> {
-    match form {
-        AnswerForm::PasswordAndCode => None,
-        AnswerForm::CodeOnly => {
-            let typed = answer.expose().trim();
-            let totp_shaped = enrollment
-                .totp
-                .as_ref()
-                .is_some_and(|t| t.looks_like_code(typed));
-            if !totp_shaped
-                && twofactor_core::backup::looks_like_backup_code(typed, &enrollment.backup_codes)
-            {
-                Some(FailureKind::BackupCode)
-            } else {
-                Some(FailureKind::Code)
+/// What a refused answer counts against: every kind it was compared with;
+/// an answer that has the shape of no code counts against codes (so
+/// malformed answers are limited too), except PAM_AUTHTOK under
+/// `try_first_pass`, which is usually a password alone: nothing was
+/// guessed, and the user is asked next.
+fn counted_kinds(answered: &verify::Checked, source: Source) -> Kinds {
+    if answered.verdict.is_success() {
+        return Kinds::default();
+    }
+    if !answered.checked.is_empty() {
+        return answered.checked;
+    }
+    match source {
+        Source::Prompt { .. } | Source::Authtok { try_first: false }
+            if answered.shaped.is_empty() =>
+        {
+            Kinds {
+                code: true,
+                backup_code: false,
             }
         }
-    }
-}
-
-/// The budget a failure counts against.
-fn failure_kind(verdict: &Verdict, attempted: Option<FailureKind>) -> FailureKind {
-    match (verdict, attempted) {
-        (Verdict::SpentBackupCode, _) => FailureKind::BackupCode,
-        (Verdict::ReplayedTotp, _) => FailureKind::Code,
-        (_, Some(kind)) => kind,
-        (_, None) => FailureKind::Code,
+        _ => Kinds::default(),
     }
 }
 

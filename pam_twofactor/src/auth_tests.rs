@@ -26,6 +26,7 @@ use twofactor_core::backup;
 use twofactor_core::config::{UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, DEFAULT_PROMPT};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::error::FileProblem;
+use twofactor_core::origin::TerminalSession;
 use twofactor_core::secret::{SecretBytes, SecretString};
 use twofactor_core::state::{LoginState, Method, StateStore};
 use twofactor_core::totp::{Algorithm, TotpParams};
@@ -216,6 +217,7 @@ struct FakeSystem {
     /// file is gone by the time the flow looks for it).
     move_in_flight: RefCell<Option<(PathBuf, Enrollment)>>,
     moved: RefCell<HashMap<PathBuf, Enrollment>>,
+    terminal_session: Option<TerminalSession>,
 }
 
 impl System for FakeSystem {
@@ -238,6 +240,10 @@ impl System for FakeSystem {
 
     fn state_owner(&self) -> u32 {
         euid()
+    }
+
+    fn terminal_session(&self) -> Option<TerminalSession> {
+        self.terminal_session
     }
 }
 
@@ -402,6 +408,7 @@ impl Harness {
             uid: 1000 + self.system.accounts.len() as u32,
             gid: 1000,
             home: Self::home(user),
+            state_name: user.to_string(),
         };
         self.system.accounts.insert(user.to_string(), account);
     }

@@ -13,7 +13,7 @@ use twofactor_core::fido2::{
     client_data_hash, effective_rp_id, new_challenge, verify_assertion, Credential, Expectation,
     Refusal,
 };
-use twofactor_core::state::{Method, StateStore};
+use twofactor_core::state::Method;
 
 use crate::args::{ModuleArgs, PassMode};
 use crate::auth::{LogContext, Login, Outcome};
@@ -238,21 +238,19 @@ impl Login<'_> {
         context: &LogContext,
         device: &str,
     ) -> Outcome {
-        let store = StateStore::new(Path::new(&config.state_dir));
-        let mut locked =
-            match store.lock(&account.name, self.system.state_owner(), Some(account.gid)) {
-                Ok(locked) => locked,
-                Err(e) => {
-                    self.log.record(
-                        Severity::Error,
-                        &format!(
-                            "second factor refused: login state unusable: {e}: {}",
-                            context.fields
-                        ),
-                    );
-                    return Outcome::Unavailable;
-                }
-            };
+        let mut locked = match self.lock_state(config, account) {
+            Ok(locked) => locked,
+            Err(e) => {
+                self.log.record(
+                    Severity::Error,
+                    &format!(
+                        "second factor refused: login state unusable: {e}: {}",
+                        context.fields
+                    ),
+                );
+                return Outcome::Unavailable;
+            }
+        };
         let signer = credentials
             .iter()
             .find(|c| c.credential_id == assertion.credential_id);

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::{Enrollment, EnrollmentFormat};
-use twofactor_core::state::LoginState;
+use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_core::{backup, verify};
 
 use crate::args::ModuleArgs;
@@ -110,9 +110,30 @@ pub fn answer(data: &[u8]) {
     let answer = String::from_utf8_lossy(rest);
     let (enrollment, state) = answer_fixture();
     let _ = backup::normalize(&answer);
-    let _ = verify::check_code(enrollment, state, &answer, now, 1);
-    let (_, split) = verify::check_password_and_code(enrollment, state, &answer, now, 1);
-    assert!(split <= answer.len() && answer.is_char_boundary(split));
+    // Under every combination of locked kinds: a kind is compared only when
+    // it is open and the answer has its shape, and only what was compared
+    // can accept.
+    for (code, backup_code) in [(true, true), (true, false), (false, true), (false, false)] {
+        let open = verify::Kinds { code, backup_code };
+        let alone = verify::check_code(enrollment, state, &answer, now, 1, open);
+        let together = verify::check_password_and_code(enrollment, state, &answer, now, 1, open);
+        for checked in [&alone, &together] {
+            for kind in checked.checked.iter() {
+                assert!(open.contains(kind) && checked.shaped.contains(kind));
+            }
+            if let Some(method) = checked.verdict.method() {
+                let kind = match method {
+                    twofactor_core::state::Method::Totp => FailureKind::Code,
+                    _ => FailureKind::BackupCode,
+                };
+                assert!(checked.checked.contains(kind));
+            }
+        }
+        let split = together
+            .password_len
+            .expect("password and code has a split");
+        assert!(split <= answer.len() && answer.is_char_boundary(split));
+    }
 }
 
 /// What a security key returns: authenticator data (with or without an

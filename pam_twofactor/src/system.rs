@@ -8,6 +8,8 @@ use nix::unistd::User;
 use twofactor_core::enrollment::{Enrollment, MAX_ENROLLMENT_BYTES};
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{self, FileRequirements};
+use twofactor_core::origin::{start_time_from_stat, TerminalSession};
+use twofactor_core::state::state_name;
 use twofactor_core::Error;
 
 use crate::identity::FsIdentity;
@@ -23,6 +25,10 @@ pub struct Account {
     pub gid: u32,
     /// Home directory.
     pub home: PathBuf,
+    /// The name the login state is kept under: the first name the system
+    /// gives the uid, so that every alias of an account (`useradd -o`)
+    /// shares one replay and failure state with it.
+    pub state_name: String,
 }
 
 /// What the flow needs from the operating system.
@@ -34,6 +40,9 @@ pub trait System {
     fn enrollment(&self, account: &Account, path: &Path) -> Result<Option<Enrollment>, Error>;
     /// uid that must own the state directory and files (the process's euid).
     fn state_owner(&self) -> u32;
+    /// The terminal session this login runs in (for the grace period of
+    /// local logins); `None` when it cannot be told.
+    fn terminal_session(&self) -> Option<TerminalSession>;
 }
 
 /// The real operating system.
@@ -41,19 +50,23 @@ pub struct HostSystem;
 
 impl System for HostSystem {
     fn account(&self, name: &str) -> Result<Option<Account>, Error> {
-        match User::from_name(name) {
-            Ok(Some(user)) => Ok(Some(Account {
-                name: user.name,
-                uid: user.uid.as_raw(),
-                gid: user.gid.as_raw(),
-                home: user.dir,
-            })),
-            Ok(None) => Ok(None),
-            Err(errno) => Err(Error::Config(format!(
-                "looking up the user failed: {}",
-                errno.desc()
-            ))),
-        }
+        let failed = |errno: nix::Error| {
+            Error::Config(format!("looking up the user failed: {}", errno.desc()))
+        };
+        let Some(user) = User::from_name(name).map_err(failed)? else {
+            return Ok(None);
+        };
+        // An alias resolves to the uid's first name; a uid the system cannot
+        // name back (odd NSS setups) keeps the name it was found by.
+        let name_of_uid = User::from_uid(user.uid).map_err(failed)?.map(|u| u.name);
+        let state_name = state_name(&user.name, name_of_uid);
+        Ok(Some(Account {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+            state_name,
+        }))
     }
 
     fn enrollment(&self, account: &Account, path: &Path) -> Result<Option<Enrollment>, Error> {
@@ -76,5 +89,14 @@ impl System for HostSystem {
 
     fn state_owner(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    fn terminal_session(&self) -> Option<TerminalSession> {
+        let id = nix::unistd::getsid(None).ok()?.as_raw();
+        let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
+        Some(TerminalSession {
+            id: u32::try_from(id).ok()?,
+            leader_start: start_time_from_stat(&stat)?,
+        })
     }
 }
