@@ -22,6 +22,19 @@ const MAX_PROMPT_CHARS: usize = 200;
 pub const MAX_PERIOD_SECONDS: u64 = 7 * 24 * 60 * 60;
 /// Largest failure limit accepted.
 pub const MAX_FAILURE_LIMIT: u32 = 1000;
+/// With `rate_limit_by_host` and no all-hosts limit set: all hosts together
+/// get this many times one host's budget.
+pub const ALL_HOSTS_FACTOR: u32 = 4;
+
+/// The all-hosts limit in force for a per-host limit.
+fn all_hosts(per_host: u32, configured: Option<u32>) -> u32 {
+    configured.unwrap_or_else(|| {
+        per_host
+            .saturating_mul(ALL_HOSTS_FACTOR)
+            .min(MAX_FAILURE_LIMIT)
+            .max(per_host)
+    })
+}
 
 /// What happens to a user who has not enrolled a second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -87,10 +100,12 @@ pub struct Config {
     pub rate_limit_by_host: bool,
     /// With `rate_limit_by_host`: failed codes from all hosts together
     /// (within `code_failure_window`) that lock codes from every host.
-    pub max_code_failures_all_hosts: u32,
+    /// Unset: [`ALL_HOSTS_FACTOR`] times `max_code_failures`.
+    pub max_code_failures_all_hosts: Option<u32>,
     /// With `rate_limit_by_host`: failed backup codes from all hosts together
     /// (within `backup_code_failure_window`) that lock them from every host.
-    pub max_backup_code_failures_all_hosts: u32,
+    /// Unset: [`ALL_HOSTS_FACTOR`] times `max_backup_code_failures`.
+    pub max_backup_code_failures_all_hosts: Option<u32>,
     /// After a success, the same user from the same remote host (or, for
     /// local logins, the same terminal) is not asked again for this many
     /// seconds. 0 (the default) turns it off.
@@ -133,8 +148,8 @@ impl Default for Config {
             max_backup_code_failures: 10,
             backup_code_failure_window: 60 * 60,
             rate_limit_by_host: false,
-            max_code_failures_all_hosts: 20,
-            max_backup_code_failures_all_hosts: 40,
+            max_code_failures_all_hosts: None,
+            max_backup_code_failures_all_hosts: None,
             grace_period: 0,
             notify_command: Vec::new(),
             fido2: Fido2Policy::Optional,
@@ -215,6 +230,9 @@ impl Config {
                 self.max_backup_code_failures_all_hosts,
             ),
         ] {
+            let Some(all_hosts) = all_hosts else {
+                continue;
+            };
             if all_hosts > MAX_FAILURE_LIMIT || (per_host > 0 && all_hosts < per_host) {
                 return bad(format!(
                     "{name} = {all_hosts} ({} to {MAX_FAILURE_LIMIT}: at least the per-host limit)",
@@ -266,12 +284,18 @@ impl Config {
             code: Limit {
                 max_failures: self.max_code_failures,
                 window: self.code_failure_window,
-                max_failures_all_hosts: self.max_code_failures_all_hosts,
+                max_failures_all_hosts: all_hosts(
+                    self.max_code_failures,
+                    self.max_code_failures_all_hosts,
+                ),
             },
             backup_code: Limit {
                 max_failures: self.max_backup_code_failures,
                 window: self.backup_code_failure_window,
-                max_failures_all_hosts: self.max_backup_code_failures_all_hosts,
+                max_failures_all_hosts: all_hosts(
+                    self.max_backup_code_failures,
+                    self.max_backup_code_failures_all_hosts,
+                ),
             },
             by_host: self.rate_limit_by_host,
         }
@@ -300,10 +324,11 @@ impl Config {
                 self.rate_limit_by_host = value.parse().map_err(|_| invalid())?
             }
             "max_code_failures_all_hosts" => {
-                self.max_code_failures_all_hosts = value.parse().map_err(|_| invalid())?
+                self.max_code_failures_all_hosts = Some(value.parse().map_err(|_| invalid())?)
             }
             "max_backup_code_failures_all_hosts" => {
-                self.max_backup_code_failures_all_hosts = value.parse().map_err(|_| invalid())?
+                self.max_backup_code_failures_all_hosts =
+                    Some(value.parse().map_err(|_| invalid())?)
             }
             "grace_period" => self.grace_period = value.parse().map_err(|_| invalid())?,
             "fido2" => {

@@ -134,6 +134,14 @@ pub struct LoginState {
     /// one to hide a cloned key. Absent in states written before keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fido2_counters: Vec<Fido2Counter>,
+    /// The states kept under the account's other names (aliases sharing
+    /// its uid, from before every name shared this one) were taken in.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub aliases_merged: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn current_version() -> u32 {
@@ -151,6 +159,7 @@ impl Default for LoginState {
             failures: Vec::new(),
             grace: Vec::new(),
             fido2_counters: Vec::new(),
+            aliases_merged: false,
         }
     }
 }
@@ -325,6 +334,21 @@ pub struct LockedState {
 /// state; the login name itself when the uid has no name of its own.
 pub fn state_name(login_name: &str, name_of_uid: Option<String>) -> String {
     name_of_uid.unwrap_or_else(|| login_name.to_string())
+}
+
+/// The names `/etc/passwd` (its text) gives `uid`, in file order: the local
+/// aliases of an account, whose earlier states are taken in once.
+pub fn local_names_of_uid(passwd: &str, uid: u32) -> Vec<String> {
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let entry_uid: u32 = fields.nth(1)?.parse().ok()?;
+            (entry_uid == uid && !name.is_empty() && !name.starts_with(['+', '-']))
+                .then(|| name.to_string())
+        })
+        .collect()
 }
 
 /// File-name form of a user name: safe characters kept, the rest `%XX`.
@@ -588,6 +612,15 @@ mod tests {
             size * 2 < MAX_STATE_BYTES,
             "worst case {size} bytes against a limit of {MAX_STATE_BYTES}"
         );
+    }
+
+    #[test]
+    fn local_names_of_a_uid() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n\
+                      toor:x:0:0::/root:/bin/sh\nbad line\n+nis:x:0:0:::\nalias:x:1000:1000:::\n";
+        assert_eq!(local_names_of_uid(passwd, 0), ["root", "toor"]);
+        assert_eq!(local_names_of_uid(passwd, 1000), ["alice", "alias"]);
+        assert!(local_names_of_uid(passwd, 7).is_empty());
     }
 
     #[test]

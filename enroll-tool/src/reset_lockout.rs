@@ -39,11 +39,7 @@ pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
     };
     let name_of_uid = User::from_uid(user.uid)
         .map_err(|err| {
-            CliError::System(format!(
-                "cannot look up uid {}: {}",
-                user.uid,
-                err.desc()
-            ))
+            CliError::System(format!("cannot look up uid {}: {}", user.uid, err.desc()))
         })?
         .map(|owner| owner.name);
     let state_name = state_name(&user.name, name_of_uid);

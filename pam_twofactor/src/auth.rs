@@ -532,7 +532,8 @@ impl Login<'_> {
     }
 
     /// Lock and load the user's state under the name every alias of the
-    /// account shares, taking in what was kept under this alias before.
+    /// account shares, taking in what was kept under the account's other
+    /// names before (this login's name always; the local aliases once).
     pub(crate) fn lock_state(
         &self,
         config: &Config,
@@ -541,8 +542,13 @@ impl Login<'_> {
         let store = StateStore::new(Path::new(&config.state_dir));
         let owner = self.system.state_owner();
         let mut locked = store.lock(&account.state_name, owner, Some(account.gid))?;
-        if account.state_name != account.name {
-            store.absorb_alias(&mut locked, &account.name, owner)?;
+        let mut others = vec![account.name.clone()];
+        if !locked.state.aliases_merged {
+            locked.state.aliases_merged = true;
+            others.extend(self.system.local_names_of_uid(account.uid));
+        }
+        for other in others.iter().filter(|name| **name != account.state_name) {
+            store.absorb_alias(&mut locked, other, owner)?;
         }
         Ok(locked)
     }

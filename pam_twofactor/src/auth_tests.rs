@@ -245,6 +245,14 @@ impl System for FakeSystem {
     fn terminal_session(&self) -> Option<TerminalSession> {
         self.terminal_session
     }
+
+    fn local_names_of_uid(&self, uid: u32) -> Vec<String> {
+        self.accounts
+            .values()
+            .filter(|a| a.uid == uid)
+            .map(|a| a.name.clone())
+            .collect()
+    }
 }
 
 #[derive(Default)]

@@ -9,7 +9,7 @@ use twofactor_core::enrollment::{Enrollment, MAX_ENROLLMENT_BYTES};
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::origin::{start_time_from_stat, TerminalSession};
-use twofactor_core::state::state_name;
+use twofactor_core::state::{local_names_of_uid, state_name};
 use twofactor_core::Error;
 
 use crate::identity::FsIdentity;
@@ -43,6 +43,8 @@ pub trait System {
     /// The terminal session this login runs in (for the grace period of
     /// local logins); `None` when it cannot be told.
     fn terminal_session(&self) -> Option<TerminalSession>;
+    /// The names the local account files give `uid` (its aliases).
+    fn local_names_of_uid(&self, uid: u32) -> Vec<String>;
 }
 
 /// The real operating system.
@@ -89,6 +91,12 @@ impl System for HostSystem {
 
     fn state_owner(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    fn local_names_of_uid(&self, uid: u32) -> Vec<String> {
+        std::fs::read_to_string("/etc/passwd")
+            .map(|passwd| local_names_of_uid(&passwd, uid))
+            .unwrap_or_default()
     }
 
     fn terminal_session(&self) -> Option<TerminalSession> {

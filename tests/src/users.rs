@@ -43,6 +43,16 @@ pub fn user(index: u32) -> TestUser {
     }
 }
 
+/// A second name for the last test account (same uid, group and home, as
+/// `useradd -o` makes), listed after it: the system names the uid by the
+/// account's own name first.
+pub fn alias_of_last() -> TestUser {
+    TestUser {
+        name: "tf-alias".to_string(),
+        ..user(ACCOUNT_COUNT - 1)
+    }
+}
+
 pub(crate) fn install_account_files(scratch: &Path) {
     let homes = scratch.join("home");
     fs::create_dir(&homes).expect("mkdir home");
@@ -68,6 +78,18 @@ pub(crate) fn install_account_files(scratch: &Path) {
         chown(&u.home, Some(u.uid), Some(u.uid)).expect("chown home");
         fs::set_permissions(&u.home, fs::Permissions::from_mode(0o755)).expect("chmod home");
     }
+    let alias = alias_of_last();
+    passwd.push_str(&format!(
+        "{}:x:{}:{}:pam_twofactor test alias:{}:/bin/sh\n",
+        alias.name,
+        alias.uid,
+        alias.uid,
+        alias.home.display()
+    ));
+    shadow.push_str(&format!(
+        "{}:{PASSWORD_HASH}:19000:0:99999:7:::\n",
+        alias.name
+    ));
     for (name, contents, mode) in [
         ("passwd", passwd, 0o644),
         ("group", group, 0o644),

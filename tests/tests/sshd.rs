@@ -4,7 +4,8 @@
 //! module's prompt through an askpass script.
 //!
 //! One sshd serves every trial. tf-user37 logs in with keyboard-interactive
-//! alone; a Match block makes tf-user38 need a public key first.
+//! alone; a Match block makes tf-user38 need a public key first; tf-user36
+//! is guessed at from many source addresses (failures count per host).
 
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -25,6 +26,7 @@ use twofactor_integration_tests::users::{user, TestUser};
 
 const CODE_ONLY_USER: u32 = 37;
 const KEY_AND_CODE_USER: u32 = 38;
+const ROTATED_USER: u32 = 36;
 const REMOTE_COMMAND: &str = "echo logged-in-$(id -un)";
 const PROMPT: &str = "Verification code:";
 
@@ -42,6 +44,8 @@ struct World {
     client_key: PathBuf,
     code_only: Mutex<Account>,
     key_and_code: Mutex<Account>,
+    rotated: Mutex<Account>,
+    state_dir: PathBuf,
     attempts: AtomicUsize,
 }
 
@@ -156,7 +160,10 @@ impl World {
         let config = dir.join("pam_twofactor.toml");
         write_root_file(
             &config,
-            &format!("state_dir = \"{}\"\n", dir.join("state").display()),
+            &format!(
+                "state_dir = \"{}\"\nrate_limit_by_host = true\n",
+                dir.join("state").display()
+            ),
             0o644,
         )?;
         let pam_file = dir.join("pam-sshd");
@@ -165,6 +172,7 @@ impl World {
 
         let code_only = enroll(CODE_ONLY_USER, &config)?;
         let key_and_code = enroll(KEY_AND_CODE_USER, &config)?;
+        let rotated = enroll(ROTATED_USER, &config)?;
         let client_key = dir.join("client_ed25519");
         generate_key(&client_key)?;
         authorize_key(&key_and_code.user, &client_key.with_extension("pub"))?;
@@ -184,16 +192,29 @@ impl World {
         )?;
         Ok(World {
             server,
+            state_dir: dir.join("state"),
             dir,
             client_key,
             code_only: Mutex::new(code_only),
             key_and_code: Mutex::new(key_and_code),
+            rotated: Mutex::new(rotated),
             attempts: AtomicUsize::new(0),
         })
     }
 
     /// Log in as `account` over SSH, typing `answer` at every prompt.
     fn ssh(&self, account: &TestUser, answer: &str, auth: ClientAuth) -> Result<Login, Failed> {
+        self.ssh_from("127.0.0.1", account, answer, auth)
+    }
+
+    /// [`World::ssh`] from the client address `source` (on the loopback).
+    fn ssh_from(
+        &self,
+        source: &str,
+        account: &TestUser,
+        answer: &str,
+        auth: ClientAuth,
+    ) -> Result<Login, Failed> {
         let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
         let mut options: Vec<String> = Vec::new();
         let mut option = |value: &str| options.extend(["-o".to_string(), value.to_string()]);
@@ -211,6 +232,7 @@ impl World {
                 option("IdentityFile=none");
             }
         }
+        option(&format!("BindAddress={source}"));
         let mark = syslog_mark();
         let outcome = run_ssh(
             &self.dir.join(format!("client-{attempt}")),
@@ -516,6 +538,73 @@ fn public_key_and_code_are_both_required(shared: &Shared) -> Result<(), Failed> 
     world.assert_not_logged(&[&code, &wrong])
 }
 
+/// Guessing from ever new source addresses under `rate_limit_by_host`: a
+/// host's lock holds, and all hosts together get the all-hosts budget (20
+/// per 15 minutes by default), not five guesses per address.
+fn rotating_source_addresses_buys_a_bounded_budget(shared: &Shared) -> Result<(), Failed> {
+    let world = shared.world()?;
+    let account = lock(&world.rotated);
+    let wrong = wrong_code(&account.enrollment);
+    let state_path = world.state_dir.join(format!("{}.state", account.user.name));
+    let code_failures = || -> Result<usize, Failed> {
+        let text = fs::read_to_string(&state_path)?;
+        let state = twofactor_core::state::LoginState::parse(&text, "sshd test")?;
+        Ok(state
+            .failures
+            .iter()
+            .filter(|f| f.kind == twofactor_core::state::FailureKind::Code)
+            .count())
+    };
+    // One address guesses until its limit of five locks it.
+    let mut runs = 0;
+    loop {
+        let login = world.ssh_from("127.0.0.2", &account.user, &wrong, ClientAuth::CodeOnly)?;
+        runs += 1;
+        if login.module_logged("lockout started") {
+            break;
+        }
+        check(runs < 5, || format!("no lockout after {runs} runs"))?;
+    }
+    check(code_failures()? == 5, || {
+        "five failures lock one address".to_string()
+    })?;
+    let right = account.enrollment.totp.code_at(now()).to_string();
+    let login = world.ssh_from("127.0.0.2", &account.user, &right, ClientAuth::CodeOnly)?;
+    check(
+        login.refused() && login.module_logged("locked out until"),
+        || format!("the locked address got in:\n{}", world.explain(&login)),
+    )?;
+    // Then one guess from each new address: only 15 more are checked, up to
+    // the all-hosts budget of 20, however many addresses follow.
+    for n in 3..28 {
+        world.ssh_from(
+            &format!("127.0.0.{n}"),
+            &account.user,
+            &wrong,
+            ClientAuth::CodeOnly,
+        )?;
+    }
+    let checked = code_failures()?;
+    check(checked == 20, || {
+        format!("{checked} guesses were checked from 26 addresses, expected 20")
+    })?;
+    let login = world.ssh_from("127.0.0.28", &account.user, &right, ClientAuth::CodeOnly)?;
+    check(
+        login.refused() && login.module_logged("locked out until"),
+        || {
+            format!(
+                "a fresh address got in past the all-hosts budget:
+{}",
+                world.explain(&login)
+            )
+        },
+    )?;
+    check(code_failures()? == 20, || {
+        "a locked attempt was counted".to_string()
+    })?;
+    world.assert_not_logged(&[&wrong, &right])
+}
+
 type Test = fn(&Shared) -> Result<(), Failed>;
 
 fn main() {
@@ -531,6 +620,10 @@ fn main() {
         (
             "public_key_and_code_are_both_required",
             public_key_and_code_are_both_required,
+        ),
+        (
+            "rotating_source_addresses_buys_a_bounded_budget",
+            rotating_source_addresses_buys_a_bounded_budget,
         ),
     ];
     let trials = tests

@@ -1,9 +1,11 @@
-//! A minimal PAM application for the FIDO2 end-to-end test in the QEMU guest
-//! (tests/fido2-vm): `pam_login CONFDIR SERVICE USER [ANSWER...]` runs
-//! pam_authenticate for USER with the stack SERVICE of CONFDIR (as a local
-//! login on tty1), answers prompts with the ANSWERs in order, and prints
-//! every message shown and the result, one per line:
-//! `info: ...`, `error: ...`, `prompt: ...`, then `code=N`.
+//! A minimal PAM application: `pam_login [--tty TTY] [--env NAME=VALUE]...
+//! CONFDIR SERVICE USER [ANSWER...]` runs pam_authenticate for USER with the
+//! stack SERVICE of CONFDIR (as a local login on TTY, tty1 unless given),
+//! answers prompts with the ANSWERs in order, and prints every message shown
+//! and the result, one per line: `info: ...`, `error: ...`, `prompt: ...`,
+//! then `code=N`. Used by the FIDO2 end-to-end test in the QEMU guest
+//! (tests/fido2-vm) and by tests that need a login in another process or
+//! terminal session.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,17 +13,30 @@ use std::process::ExitCode;
 use twofactor_integration_tests::pam_client::{authenticate, Attempt, Shown};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: pam_login CONFDIR SERVICE USER [ANSWER...]");
-        return ExitCode::from(2);
-    }
-    let attempt = Attempt {
-        answers: args[4..].to_vec(),
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut attempt = Attempt {
         tty: Some("tty1".into()),
         ..Attempt::default()
     };
-    let result = authenticate(Path::new(&args[1]), &args[2], &args[3], &attempt);
+    while args.len() >= 2 && args[0].starts_with("--") {
+        let value = args.remove(1);
+        match args.remove(0).as_str() {
+            "--tty" => attempt.tty = Some(value),
+            "--env" => attempt.env.push(value),
+            other => {
+                eprintln!("pam_login: unknown option {other}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if args.len() < 3 {
+        eprintln!(
+            "usage: pam_login [--tty TTY] [--env NAME=VALUE]... CONFDIR SERVICE USER [ANSWER...]"
+        );
+        return ExitCode::from(2);
+    }
+    attempt.answers = args[3..].to_vec();
+    let result = authenticate(Path::new(&args[0]), &args[1], &args[2], &attempt);
     for shown in &result.shown {
         match shown {
             Shown::Info(text) => println!("info: {text}"),
