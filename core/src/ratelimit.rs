@@ -75,6 +75,17 @@ impl Limits {
     }
 }
 
+/// The most guesses of `kind` a day that the limits let through for one
+/// user, from any number of hosts; `None` when the limit is off.
+pub fn guesses_per_day(limits: &Limits, kind: FailureKind) -> Option<u64> {
+    let per_window = limits.records_needed(kind) as u64;
+    if per_window == 0 {
+        return None;
+    }
+    let window = limits.of(kind).window;
+    Some(per_window * 86_400u64.div_ceil(window))
+}
+
 /// Until when each kind is locked for one login.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Locks {
@@ -462,6 +473,29 @@ mod tests {
         forget_unneeded_failures(&mut state, &LIMITS, 700);
         assert!(state.failures.iter().all(|f| f.time != 9_999));
         assert_eq!(state.failures.len(), KEPT_WITHOUT_LIMIT);
+    }
+
+    #[test]
+    fn daily_budgets() {
+        assert_eq!(guesses_per_day(&LIMITS, FailureKind::Code), Some(480));
+        assert_eq!(guesses_per_day(&LIMITS, FailureKind::BackupCode), Some(240));
+        let by_host = Limits {
+            by_host: true,
+            ..LIMITS
+        };
+        assert_eq!(guesses_per_day(&by_host, FailureKind::Code), Some(1920));
+        assert_eq!(
+            guesses_per_day(&by_host, FailureKind::BackupCode),
+            Some(960)
+        );
+        let off = Limits {
+            code: Limit {
+                max_failures: 0,
+                ..LIMITS.code
+            },
+            ..LIMITS
+        };
+        assert_eq!(guesses_per_day(&off, FailureKind::Code), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES};
 use twofactor_core::files::{read_checked_text, FileRequirements};
-use twofactor_core::ratelimit::locked_until;
+use twofactor_core::ratelimit::{self, locked_until};
 use twofactor_core::state::FailureKind;
 use twofactor_core::verify::remaining_backup_codes;
 
@@ -214,6 +214,10 @@ pub fn run(args: &DoctorArgs) -> Result<u8, CliError> {
         }
     }
 
+    for (config, services) in &configs {
+        check_limits(&mut doctor, config, services);
+    }
+
     check_sshd(&mut doctor, args, &account, &asking_services);
 
     // Last: reading the enrollment means becoming the user for good.
@@ -318,6 +322,79 @@ fn check_config(doctor: &mut Doctor, explicit: Option<&Path>) -> Option<Config> 
             );
             None
         }
+    }
+}
+
+/// Settings that let more guesses through than the defaults: each is a
+/// choice an administrator may make, so a note with the guesses a day it
+/// allows rather than a problem.
+fn check_limits(doctor: &mut Doctor, line_config: &LineConfig, services: &[String]) {
+    let config = &line_config.config;
+    let defaults = Config::default();
+    let limits = config.limits();
+    let who = format!("{} ({})", line_config.source, services.join(", "));
+    for (kind, name, max, window, default_max, default_window) in [
+        (
+            FailureKind::Code,
+            "codes",
+            config.max_code_failures,
+            config.code_failure_window,
+            defaults.max_code_failures,
+            defaults.code_failure_window,
+        ),
+        (
+            FailureKind::BackupCode,
+            "backup codes",
+            config.max_backup_code_failures,
+            config.backup_code_failure_window,
+            defaults.max_backup_code_failures,
+            defaults.backup_code_failure_window,
+        ),
+    ] {
+        match ratelimit::guesses_per_day(&limits, kind) {
+            None => doctor.note(
+                "limits",
+                format!("{who}: the limit on wrong {name} is off: guesses are unlimited"),
+            ),
+            Some(per_day) => {
+                let weaker = max > default_max || window < default_window || limits.by_host;
+                if weaker {
+                    let default_per_day =
+                        ratelimit::guesses_per_day(&defaults.limits(), kind).unwrap_or(0);
+                    doctor.note(
+                        "limits",
+                        format!(
+                            "{who}: up to {per_day} wrong {name} a day are checked per user (the defaults allow {default_per_day}){}",
+                            if limits.by_host {
+                                " because rate_limit_by_host gives every host its own budget within the all-hosts one"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if config.window > defaults.window {
+        doctor.note(
+            "limits",
+            format!(
+                "{who}: window = {} accepts {} codes at once ({} with the default), so each guess is likelier to hit",
+                config.window,
+                2 * u32::from(config.window) + 1,
+                2 * u32::from(defaults.window) + 1
+            ),
+        );
+    }
+    if config.grace_period > 0 {
+        doctor.note(
+            "limits",
+            format!(
+                "{who}: grace_period = {} s: a login from the same host (or terminal session) within that time needs no second factor",
+                config.grace_period
+            ),
+        );
     }
 }
 

@@ -442,6 +442,39 @@ fn unsafe_state_directory(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+fn weakened_limits_are_noted(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "limits", 12)?;
+    let output = setup.doctor(&[]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    check(!text.contains("a day are checked"), || {
+        format!("the defaults were reported as weakened:\n{text}")
+    })?;
+    let base = fs::read_to_string(&setup.config)?;
+    write(
+        &setup.config,
+        &format!(
+            "{base}max_code_failures = 0\nmax_backup_code_failures = 50\n\
+             rate_limit_by_host = true\nwindow = 2\ngrace_period = 60\n"
+        ),
+        0o644,
+    )?;
+    let output = setup.doctor(&[]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for needle in [
+        "the limit on wrong codes is off: guesses are unlimited",
+        "up to 4800 wrong backup codes a day are checked per user (the defaults allow 240) \
+         because rate_limit_by_host",
+        "window = 2 accepts 5 codes at once (3 with the default)",
+        "grace_period = 60 s",
+    ] {
+        check(text.contains(needle), || {
+            format!("no {needle:?} in:\n{text}")
+        })?;
+    }
+    // Notes, not problems: these are an administrator's choices.
+    check(output.status.success(), || shown(&output))
+}
+
 fn sshd_problems(ns: &TestNamespace) -> Result<(), Failed> {
     let (setup, _) = Setup::good(ns, "sshd", 7)?;
     let cases = [
@@ -585,6 +618,7 @@ fn main() {
             ("enrollment_problems", enrollment_problems),
             ("lockout_is_a_problem", lockout_is_a_problem),
             ("unsafe_state_directory", unsafe_state_directory),
+            ("weakened_limits_are_noted", weakened_limits_are_noted),
             ("sshd_problems", sshd_problems),
             (
                 "unprivileged_user_checks_themselves",
