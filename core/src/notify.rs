@@ -6,9 +6,12 @@
 //! without a shell (no quoting, no word splitting: the user name reaches it
 //! as one argument whatever it contains), with no standard input or output
 //! (it cannot read a password prompt's answer nor write into a PAM
-//! conversation or a terminal), in `/` with a minimal environment (nothing
-//! of the caller's `LD_PRELOAD`, `IFS` or locale), and for a bounded time:
-//! a hung mail server must not hang a login or the `twofactor` command.
+//! conversation or a terminal), with no other descriptor of the caller's
+//! (the host application's files and sockets stay out of its reach, also
+//! when it runs as the user `twofactor --user` acts for), in `/` with a
+//! minimal environment (nothing of the caller's `LD_PRELOAD`, `IFS` or
+//! locale), and for a bounded time: a hung mail server must not hang a
+//! login or the `twofactor` command.
 //!
 //! Waiting is a `try_wait` polling loop on the calling thread, so the PAM
 //! module (loaded into sshd, login, su...) gets no helper thread, and the
@@ -19,6 +22,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use twofactor_spawn::StandardStreamsOnly;
 
 use crate::files::describe_io_error;
 
@@ -48,8 +53,8 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(25);
 /// empty `command` is an error too; callers check for one first.
 ///
 /// Only the program itself is killed on a timeout: anything it started in
-/// the background lives on, but with no standard streams it holds nothing
-/// of ours open.
+/// the background lives on, but it inherited no descriptor of ours (its
+/// standard streams are `/dev/null`), so it holds nothing of ours open.
 pub fn run_notify_command(
     command: &[String],
     event: &str,
@@ -72,6 +77,10 @@ pub fn run_notify_command(
         // Its own process group: a Ctrl-C typed at the terminal of the
         // login (or of `twofactor`) is not delivered to it as well.
         .process_group(0)
+        // No other descriptor of the caller's: under `twofactor --user`
+        // the command runs as that user, who could read through anything
+        // of root's it inherited.
+        .standard_streams_only()
         .spawn()
         .map_err(|e| format!("cannot run {program}: {}", describe_io_error(&e)))?;
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use twofactor_spawn::StandardStreamsOnly;
+
 /// sshd's effective settings (lower-case keys, as `sshd -T` prints them).
 pub struct SshdSettings(BTreeMap<String, String>);
 
@@ -13,6 +15,7 @@ pub struct SshdSettings(BTreeMap<String, String>);
 pub fn effective(sshd: &Path, config: Option<&Path>, user: &str) -> Result<SshdSettings, String> {
     let mut command = Command::new(sshd);
     command
+        .standard_streams_only()
         .arg("-T")
         .arg("-C")
         .arg(format!("user={user},host=localhost,addr=127.0.0.1"));

@@ -4,8 +4,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 
 use common::*;
 use serde_json::Value;
@@ -508,6 +511,81 @@ fn the_notify_command_hears_about_every_change() {
         "{warning}"
     );
     assert!(sandbox.enrollment_path().exists());
+}
+
+#[test]
+fn the_notify_command_inherits_no_descriptor_of_the_tool() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("enrollment.json");
+    let notes = sandbox.path("notes");
+    fs::create_dir(&notes).unwrap();
+    let user = target_user();
+    std::os::unix::fs::chown(&notes, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+    let listing = notes.join("fds");
+    let script = sandbox.path("list-fds.sh");
+    // A subshell lists the script's descriptors ($$), so the shell does not
+    // move its standard output aside for the redirection.
+    fs::write(
+        &script,
+        format!("#!/bin/sh\n(ls -l /proc/$$/fd) > {}\n", listing.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        &sandbox.config,
+        format!(
+            "enrollment_path = \"{dir}/%u/enrollment.json\"\nstate_dir = \"{dir}/state\"\n\
+             notify_command = [\"{script}\"]\n",
+            dir = sandbox.dir.path().display(),
+            script = script.display()
+        ),
+    )
+    .unwrap();
+    // A file of root's that the tool inherits as descriptor 77, as from a
+    // careless parent; the command runs as `nobody` and must not get it.
+    let secret_path = sandbox.path("root-secret");
+    fs::write(&secret_path, "root's secret\n").unwrap();
+    fs::set_permissions(&secret_path, fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = fs::File::open(&secret_path).unwrap();
+    let raw = secret.as_raw_fd();
+    let mut command = sandbox.command(
+        "enroll",
+        &["--user", TARGET_USER, "--non-interactive", "--json"],
+    );
+    // SAFETY: the closure runs between fork and exec; it makes one
+    // async-signal-safe system call (dup2) on integers and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::dup2(raw, 77)
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let output = command.output().unwrap();
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stderr(&output), "", "the notify command failed");
+
+    let text = fs::read_to_string(&listing).unwrap();
+    let seen: BTreeMap<i32, &str> = text
+        .lines()
+        .filter_map(|line| {
+            let (left, target) = line.split_once(" -> ")?;
+            Some((left.rsplit(' ').next()?.parse().ok()?, target))
+        })
+        .collect();
+    let secret_text = secret_path.to_str().unwrap();
+    assert!(!seen.contains_key(&77), "{seen:?}");
+    assert!(!seen.values().any(|t| *t == secret_text), "{seen:?}");
+    for fd in 0..=2 {
+        assert_eq!(seen.get(&fd), Some(&"/dev/null"), "{seen:?}");
+    }
+    // Besides its standard streams, only the shell's own descriptor of the
+    // script.
+    let others: Vec<_> = seen.iter().filter(|(fd, _)| **fd > 2).collect();
+    assert!(
+        others.len() <= 1 && others.iter().all(|(_, t)| **t == script.to_str().unwrap()),
+        "{seen:?}"
+    );
 }
 
 /// Runs `twofactor ARGS` in a private mount namespace whose `/dev/log` is a

@@ -12,7 +12,8 @@
 //! [`SecurityKeys::finish`] and again in `Drop`. So when the flow returns no
 //! thread was ever started and no process of ours is left. The helper gets
 //! no terminal and no standard error, so the library's keep-alive messages
-//! and panics cannot reach the login's terminal.
+//! and panics cannot reach the login's terminal, and no descriptor of the
+//! host application or its other modules: its socket is all it holds.
 //!
 //! The two directions share one socketpair rather than two pipes: a write
 //! to a pipe whose reader died raises SIGPIPE, whose default action would
@@ -37,6 +38,7 @@ use twofactor_core::fido2::helper::{
     decode_line, encode_line, FailureKind, Request, Response, MAX_LINE_BYTES,
 };
 use twofactor_core::fido2::{encode_b64, Assertion};
+use twofactor_spawn::StandardStreamsOnly;
 use zeroize::Zeroize;
 
 /// The key that holds one of the user's credentials.
@@ -164,6 +166,9 @@ impl Helper {
             // Its own process group: a Ctrl-C at the login's terminal is
             // the login's business, not the helper's.
             .process_group(0)
+            // Not one descriptor of the login application or of other
+            // modules: the helper needs its socket and nothing else.
+            .standard_streams_only()
             .spawn()
             .map_err(|e| DeviceError::Failed(format!("cannot run {}: {e}", path.display())))?;
         // The Command (and with it the helper's ends) is gone: once the

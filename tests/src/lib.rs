@@ -6,6 +6,7 @@
 //! single-threaded; nothing on the host (`/etc`, `/dev`) is changed.
 
 pub mod checks;
+pub mod descriptors;
 pub mod fixtures;
 pub mod namespace;
 pub mod pam_client;

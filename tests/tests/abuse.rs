@@ -15,6 +15,9 @@ use rand::Rng;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::state::LoginState;
 use twofactor_integration_tests::checks::{assert_logged, check};
+use twofactor_integration_tests::descriptors::{
+    check_standard_streams_only, read_listing, write_listing_script, LeakedSecret,
+};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
@@ -856,6 +859,37 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     assert_logged(&slow, "notify_command for backup-code-used failed")
 }
 
+/// The notify command gets /dev/null as its standard streams and nothing
+/// else of the process that loaded the module, although that process holds
+/// a secret open without close-on-exec.
+fn notify_command_inherits_only_its_standard_streams(ns: &TestNamespace) -> Result<(), Failed> {
+    let secret = LeakedSecret::open(&ns.scratch.join("notify-host-secret"));
+    let script = ns.scratch.join("notify-lists-fds.sh");
+    let listing = ns.scratch.join("notify-fds");
+    write_listing_script(&script, &listing, "");
+    let notifying = stack(
+        ns,
+        "notify-fds",
+        "",
+        &format!("notify_command = [\"{}\"]", script.display()),
+    );
+    let u = user(23);
+    let enrolled = Enrolled::standard();
+    notifying.enroll(&u, &enrolled);
+    let result = login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("backup code: {}", result.code),
+    )?;
+    let null = |target: &str| target == "/dev/null";
+    check_standard_streams_only(
+        &read_listing(&listing)?,
+        [&null, &null, &null],
+        &script,
+        &secret,
+    )
+}
+
 fn main() {
     if std::env::var_os("TWOFACTOR_LOGIN_LOOP").is_some() {
         login_loop();
@@ -884,6 +918,10 @@ fn main() {
             (
                 "notify_command_is_run_and_bounded",
                 notify_command_is_run_and_bounded,
+            ),
+            (
+                "notify_command_inherits_only_its_standard_streams",
+                notify_command_inherits_only_its_standard_streams,
             ),
         ],
     );

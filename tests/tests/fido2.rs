@@ -17,6 +17,9 @@ use libtest_mimic::Failed;
 use serde::Serialize;
 use twofactor_core::fido2::{client_data_hash, parse_registration, Credential, Origin};
 use twofactor_integration_tests::checks::{assert_logged, check};
+use twofactor_integration_tests::descriptors::{
+    check_standard_streams_only, read_listing, write_listing_script, LeakedSecret,
+};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, Attempt, AttemptResult, Shown};
@@ -354,6 +357,37 @@ fn required_without_key_fails(ns: &TestNamespace) -> Result<(), Failed> {
     assert_logged(&ks.stack, "fido2 = required")
 }
 
+/// The helper gets its socket as standard input and output, /dev/null as
+/// standard error, and nothing else of the process that loaded the module,
+/// although that process holds a secret open without close-on-exec.
+fn helper_inherits_only_its_socket(ns: &TestNamespace) -> Result<(), Failed> {
+    let secret = LeakedSecret::open(&ns.scratch.join("fido2-host-secret"));
+    let mut ks = KeyStack::new(ns, "fds", "");
+    let base = ns.scratch.join("fido2-fds");
+    let script = base.join("helper.sh");
+    let listing = base.join("helper-fds");
+    write_listing_script(
+        &script,
+        &listing,
+        &format!(
+            "exec {} {}",
+            soft_helper().display(),
+            ks.helper_state.display()
+        ),
+    );
+    let ivan = user(12);
+    ks.enroll(&ivan, Alg::Es256);
+    expect(&ks.login(&ivan, &[], None), code::SUCCESS, &[info(TOUCH)])?;
+    let seen = read_listing(&listing)?;
+    let socket = |target: &str| target.starts_with("socket:[");
+    let null = |target: &str| target == "/dev/null";
+    check_standard_streams_only(&seen, [&socket, &socket, &null], &script, &secret)?;
+    check(
+        seen.get(&0) == seen.get(&1),
+        format!("standard input and output are not the same socket: {seen:?}"),
+    )
+}
+
 fn main() {
     let ns = namespace::enter();
     run_trials(
@@ -376,6 +410,10 @@ fn main() {
             ),
             ("missing_helper_falls_back", missing_helper_falls_back),
             ("required_without_key_fails", required_without_key_fails),
+            (
+                "helper_inherits_only_its_socket",
+                helper_inherits_only_its_socket,
+            ),
         ],
     );
 }
