@@ -144,7 +144,8 @@ pub fn locked_until(
         return None;
     }
     let window_start = now.saturating_sub(limit.window);
-    let in_window = |f: &&FailureRecord| f.kind == kind && f.time > window_start && f.time <= now;
+    let in_window =
+        |f: &&FailureRecord| f.kind == kind && !f.cleared && f.time > window_start && f.time <= now;
     if !limits.by_host {
         let times = state.failures.iter().filter(in_window).map(|f| f.time);
         return lock_end(times.collect(), limit.max_failures, limit.window);
@@ -175,11 +176,7 @@ pub fn record_failure(
     host: Option<&str>,
     now: u64,
 ) -> Option<u64> {
-    state.failures.push(FailureRecord {
-        time: now,
-        kind,
-        host: host.map(str::to_string),
-    });
+    state.record_failure(kind, host, now);
     forget_unneeded_failures(state, limits, now);
     locked_until(state, limits, kind, host, now)
 }
@@ -196,13 +193,13 @@ pub fn forget_unneeded_failures(state: &mut LoginState, limits: &Limits, now: u6
     for kind in [FailureKind::Code, FailureKind::BackupCode] {
         let keep = limits.records_needed(kind).max(KEPT_WITHOUT_LIMIT);
         // Newest first; records from the future (the clock was stepped back)
-        // count for nothing now, so they go first.
+        // and cleared ones count for nothing now, so they go first.
         let mut ranked: Vec<(u64, usize)> = state
             .failures
             .iter()
             .enumerate()
             .filter(|(_, f)| f.kind == kind)
-            .map(|(i, f)| (if f.time > now { 0 } else { f.time }, i))
+            .map(|(i, f)| (if f.time > now || f.cleared { 0 } else { f.time }, i))
             .collect();
         if ranked.len() <= keep {
             continue;
@@ -228,11 +225,12 @@ pub fn withdraw_failure(state: &mut LoginState, kind: FailureKind, host: Option<
     if let Some(index) = state
         .failures
         .iter()
-        .rposition(|f| f.kind == kind && f.time == now && f.host.as_deref() == host)
+        .rposition(|f| f.kind == kind && !f.cleared && f.time == now && f.host.as_deref() == host)
     {
         state.failures.remove(index);
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,26 @@ pub struct FailureRecord {
     /// ([`crate::origin::bounded`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// An administrator ended the lockout after it (`twofactor
+    /// reset-lockout`): kept for the history, counted against no limit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cleared: bool,
 }
+
+/// One `twofactor reset-lockout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutReset {
+    /// Unix time of the reset.
+    pub time: u64,
+    /// Who ran it (login name of the real uid, escaped).
+    pub by: String,
+    /// Failures it cleared.
+    pub cleared: usize,
+}
+
+/// Lockout resets kept for the history (the most recent).
+pub const MAX_LOCKOUT_RESETS: usize = 8;
 
 /// A successful second factor from an origin (remote host or terminal), for
 /// the optional grace period.
@@ -103,6 +122,65 @@ pub struct Fido2Counter {
 
 /// Security-key counters kept (the most recently used).
 pub const MAX_FIDO2_COUNTERS: usize = 64;
+/// TOTP enrollments whose replay protection is kept (the most recently used).
+pub const MAX_TOTP_ENROLLMENTS: usize = 8;
+/// Accepted steps kept exactly per enrollment; older ones are folded into
+/// the floor.
+pub const MAX_KEPT_STEPS: usize = 32;
+
+/// Which steps of one TOTP enrollment were accepted: exactly the newest
+/// ones, and every step at or below `floor`. Exact rather than "everything
+/// up to the last accepted step", so that steps accepted while the clock was
+/// ahead stay refused without refusing today's codes once the clock is
+/// right again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpReplay {
+    /// The enrollment's [`crate::totp::TotpParams::fingerprint`].
+    pub fingerprint: String,
+    /// Steps at or below this one are refused (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub floor: u64,
+    /// Accepted steps above `floor`, ascending, at most [`MAX_KEPT_STEPS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<u64>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl TotpReplay {
+    /// True when `step` was accepted before (or is at or below the floor).
+    pub fn refuses(&self, step: u64) -> bool {
+        (self.floor > 0 && step <= self.floor) || self.steps.binary_search(&step).is_ok()
+    }
+
+    /// True when `step` is refused only because it is at or below a floor
+    /// that lies after `current_step`: a floor in the future is a clock that
+    /// was ahead when those steps were accepted (or is behind now).
+    pub fn refuses_by_future_floor(&self, step: u64, current_step: u64) -> bool {
+        self.floor > current_step && step <= self.floor && self.steps.binary_search(&step).is_err()
+    }
+
+    /// The latest step accepted (or the floor, when no step is kept).
+    pub fn newest(&self) -> Option<u64> {
+        self.steps
+            .last()
+            .copied()
+            .or((self.floor > 0).then_some(self.floor))
+    }
+
+    fn accept(&mut self, step: u64) {
+        if let Err(at) = self.steps.binary_search(&step) {
+            self.steps.insert(at, step);
+        }
+        while self.steps.len() > MAX_KEPT_STEPS {
+            let oldest = self.steps.remove(0);
+            self.floor = self.floor.max(oldest);
+        }
+    }
+}
 
 /// One user's login state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,9 +189,16 @@ pub struct LoginState {
     /// Document version.
     #[serde(default = "current_version")]
     pub version: u32,
-    /// The last TOTP step accepted; codes of this or earlier steps are refused.
+    /// The last TOTP step accepted, as earlier versions kept it (for
+    /// whatever enrollment there was; codes of this or earlier steps were
+    /// refused). Taken over as the floor of the first enrollment that logs
+    /// in, then cleared: see [`LoginState::totp_replay`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_totp_step: Option<u64>,
+    /// Replay protection per TOTP enrollment (secret and parameters), most
+    /// recently used last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub totp_replay: Vec<TotpReplay>,
     /// Salts (ids) of spent backup codes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spent_backup_codes: Vec<String>,
@@ -138,6 +223,9 @@ pub struct LoginState {
     /// its uid, from before every name shared this one) were taken in.
     #[serde(default, skip_serializing_if = "is_false")]
     pub aliases_merged: bool,
+    /// The latest lockout resets, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lockout_resets: Vec<LockoutReset>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -160,6 +248,8 @@ impl Default for LoginState {
             grace: Vec::new(),
             fido2_counters: Vec::new(),
             aliases_merged: false,
+            totp_replay: Vec::new(),
+            lockout_resets: Vec::new(),
         }
     }
 }
@@ -189,6 +279,48 @@ impl LoginState {
         text
     }
 
+    /// The replay protection of the TOTP enrollment with `fingerprint`. A
+    /// state from an earlier version (one step for whatever enrollment there
+    /// was) lends its step as the floor of the first enrollment asked about:
+    /// it cannot tell which one it belonged to, and refusing too much is
+    /// the safe side (a new enrollment then starts afresh).
+    pub fn totp_replay(&self, fingerprint: &str) -> TotpReplay {
+        if let Some(record) = self
+            .totp_replay
+            .iter()
+            .find(|r| r.fingerprint == fingerprint)
+        {
+            return record.clone();
+        }
+        TotpReplay {
+            fingerprint: fingerprint.to_string(),
+            floor: match (self.totp_replay.is_empty(), self.last_totp_step) {
+                (true, Some(step)) => step,
+                _ => 0,
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    /// Record that `step` of the enrollment with `fingerprint` was accepted.
+    pub fn record_totp_step(&mut self, fingerprint: &str, step: u64) {
+        let mut record = self.totp_replay(fingerprint);
+        record.accept(step);
+        self.totp_replay.retain(|r| r.fingerprint != fingerprint);
+        self.totp_replay.push(record);
+        self.last_totp_step = None;
+        let excess = self.totp_replay.len().saturating_sub(MAX_TOTP_ENROLLMENTS);
+        self.totp_replay.drain(..excess);
+    }
+
+    /// The latest TOTP step accepted for the most recently used enrollment.
+    pub fn newest_totp_step(&self) -> Option<u64> {
+        match self.totp_replay.last() {
+            Some(record) => record.newest(),
+            None => self.last_totp_step,
+        }
+    }
+
     /// True when the backup code with this id was spent.
     pub fn is_spent(&self, id: &str) -> bool {
         self.spent_backup_codes.iter().any(|s| s == id)
@@ -208,12 +340,36 @@ impl LoginState {
             time: now,
             kind,
             host: host.map(str::to_string),
+            cleared: false,
         });
     }
 
-    /// Forget every failure: the lockout ends (`twofactor reset-lockout`).
-    pub fn clear_failures(&mut self) {
-        self.failures.clear();
+    /// End every lockout (`twofactor reset-lockout`): the failures stay in
+    /// the history, marked cleared, and the reset is recorded with who ran
+    /// it. Hosts are brought to their bounded form on the way, which
+    /// shrinks a state an earlier version let grow. Returns how many
+    /// failures were cleared.
+    pub fn clear_failures(&mut self, by: &str, now: u64) -> usize {
+        let mut cleared = 0;
+        for failure in &mut self.failures {
+            if !failure.cleared {
+                failure.cleared = true;
+                cleared += 1;
+            }
+            if let Some(host) = &failure.host {
+                failure.host = Some(crate::origin::bounded(host));
+            }
+        }
+        if cleared > 0 {
+            self.lockout_resets.push(LockoutReset {
+                time: now,
+                by: crate::audit::sanitize(by),
+                cleared,
+            });
+            let excess = self.lockout_resets.len().saturating_sub(MAX_LOCKOUT_RESETS);
+            self.lockout_resets.drain(..excess);
+        }
+        cleared
     }
 
     /// Take in the state of the same account kept under another name (an
@@ -222,6 +378,19 @@ impl LoginState {
     /// higher key counter, every failure and grace record.
     pub fn merge(&mut self, other: LoginState) {
         self.last_totp_step = self.last_totp_step.max(other.last_totp_step);
+        for theirs in other.totp_replay {
+            let mut mine = self.totp_replay(&theirs.fingerprint);
+            mine.floor = mine.floor.max(theirs.floor);
+            for step in theirs.steps {
+                mine.accept(step);
+            }
+            mine.steps.retain(|&s| s > mine.floor);
+            self.totp_replay
+                .retain(|r| r.fingerprint != mine.fingerprint);
+            self.totp_replay.push(mine);
+        }
+        let excess = self.totp_replay.len().saturating_sub(MAX_TOTP_ENROLLMENTS);
+        self.totp_replay.drain(..excess);
         for id in other.spent_backup_codes {
             if !self.is_spent(&id) {
                 self.spent_backup_codes.push(id);
@@ -694,7 +863,7 @@ mod tests {
         .unwrap();
         assert!(store.lock("big", me(), None).is_err());
         let mut repaired = store.lock_for_repair("big", me(), None).unwrap();
-        repaired.state.clear_failures();
+        assert_eq!(repaired.state.clear_failures("root", 2), 1);
         repaired.save().unwrap();
         drop(repaired);
         let state = store.lock("big", me(), None).unwrap().state;

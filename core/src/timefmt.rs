@@ -108,6 +108,13 @@ pub fn relative(then: u64, now: u64) -> String {
     }
 }
 
+/// `40 seconds`, `12 minutes`, `3 hours`, `30 days` (rounded as
+/// [`relative`] rounds a time to come).
+pub fn duration(seconds: u64) -> String {
+    let text = relative(seconds, 0);
+    text.strip_prefix("in ").unwrap_or(&text).to_string()
+}
+
 /// `2024-05-01 12:34:56 UTC (3 hours ago)`.
 pub fn utc_and_relative(then: u64, now: u64) -> String {
     format!("{} ({})", utc(then), relative(then, now))

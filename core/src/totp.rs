@@ -2,6 +2,7 @@
 //! verification in a small window with replay protection.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use totp_rs::TOTP;
 use zeroize::Zeroizing;
@@ -72,8 +73,11 @@ pub enum TotpCheck {
         /// The time step (unix time / period) the code belongs to.
         step: u64,
     },
-    /// The code matches a step at or before the last accepted one.
-    Replayed,
+    /// The code matches a step that was accepted before.
+    Replayed {
+        /// The time step the code belongs to.
+        step: u64,
+    },
     /// The code matches no step in the window.
     Rejected,
 }
@@ -107,17 +111,50 @@ impl TotpParams {
         input.len() == usize::from(self.digits) && input.bytes().all(|b| b.is_ascii_digit())
     }
 
-    /// Check `code` against the steps `window` either side of `now`.
-    ///
-    /// Every step of the window is computed and compared in constant time, so
-    /// the time taken does not tell which step matched. A match at or before
-    /// `last_accepted_step` is a replay: each step is accepted once per user.
+    /// A fingerprint of the secret and the parameters (32 hex digits of a
+    /// domain-separated SHA-256): the root-owned state keeps replay
+    /// protection per fingerprint, so a new secret or a new period starts
+    /// afresh while the steps of an old one stay used. It reveals nothing of
+    /// the 160-bit secret.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(b"pam_twofactor totp fingerprint v1\0");
+        hash.update(self.algorithm.name().as_bytes());
+        hash.update([0, self.digits]);
+        hash.update(self.period.to_be_bytes());
+        hash.update(self.secret.expose());
+        hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Check `code` against the steps `window` either side of `now`; a
+    /// match at or before `last_accepted_step` is a replay.
     pub fn verify(
         &self,
         code: &str,
         now: u64,
         window: u8,
         last_accepted_step: Option<u64>,
+    ) -> TotpCheck {
+        self.verify_unused(code, now, window, |step| {
+            last_accepted_step.is_some_and(|used| step <= used)
+        })
+    }
+
+    /// Check `code` against the steps `window` either side of `now`.
+    ///
+    /// Every step of the window is computed and compared in constant time, so
+    /// the time taken does not tell which step matched. A match of a step
+    /// that `is_used` says was accepted before is a replay: each step is
+    /// accepted once.
+    pub fn verify_unused(
+        &self,
+        code: &str,
+        now: u64,
+        window: u8,
+        is_used: impl Fn(u64) -> bool,
     ) -> TotpCheck {
         if !self.looks_like_code(code) {
             return TotpCheck::Rejected;
@@ -128,7 +165,7 @@ impl TotpParams {
         let first = current.saturating_sub(window);
         let last = current.saturating_add(window);
         let mut fresh_match: Option<u64> = None;
-        let mut replayed_match = false;
+        let mut replayed_match: Option<u64> = None;
         for step in first..=last {
             let Some(step_time) = step.checked_mul(self.period) else {
                 continue;
@@ -136,9 +173,8 @@ impl TotpParams {
             let expected = Zeroizing::new(generator.generate(step_time));
             let matches: bool = expected.as_bytes().ct_eq(code.as_bytes()).into();
             if matches {
-                let already_used = last_accepted_step.is_some_and(|used| step <= used);
-                if already_used {
-                    replayed_match = true;
+                if is_used(step) {
+                    replayed_match.get_or_insert(step);
                 } else if fresh_match.is_none() {
                     fresh_match = Some(step);
                 }
@@ -146,8 +182,8 @@ impl TotpParams {
         }
         match (fresh_match, replayed_match) {
             (Some(step), _) => TotpCheck::Accepted { step },
-            (None, true) => TotpCheck::Replayed,
-            (None, false) => TotpCheck::Rejected,
+            (None, Some(step)) => TotpCheck::Replayed { step },
+            (None, None) => TotpCheck::Rejected,
         }
     }
 }
@@ -212,8 +248,14 @@ mod tests {
     fn replay_of_same_or_older_step_is_refused() {
         let p = sha1_params();
         let code = p.code_at(90_000);
-        assert_eq!(p.verify(&code, 90_000, 1, Some(3000)), TotpCheck::Replayed);
-        assert_eq!(p.verify(&code, 90_000, 1, Some(3001)), TotpCheck::Replayed);
+        assert_eq!(
+            p.verify(&code, 90_000, 1, Some(3000)),
+            TotpCheck::Replayed { step: 3000 }
+        );
+        assert_eq!(
+            p.verify(&code, 90_000, 1, Some(3001)),
+            TotpCheck::Replayed { step: 3000 }
+        );
         assert_eq!(
             p.verify(&code, 90_000, 1, Some(2999)),
             TotpCheck::Accepted { step: 3000 }
@@ -240,5 +282,19 @@ mod tests {
         let p = sha1_params();
         let code = p.code_at(0);
         assert_eq!(p.verify(&code, 0, 1, None), TotpCheck::Accepted { step: 0 });
+    }
+
+    #[test]
+    fn fingerprints_follow_secret_and_period() {
+        let p = sha1_params();
+        assert_eq!(p.fingerprint(), sha1_params().fingerprint());
+        assert_eq!(p.fingerprint().len(), 32);
+        let other_period = params(b"12345678901234567890", Algorithm::SHA1, 6, 60);
+        let other_secret = params(b"12345678901234567891", Algorithm::SHA1, 6, 30);
+        let other_digits = params(b"12345678901234567890", Algorithm::SHA1, 8, 30);
+        for other in [other_period, other_secret, other_digits] {
+            assert_ne!(other.fingerprint(), p.fingerprint());
+        }
+        assert!(!p.fingerprint().contains("3132333435"));
     }
 }

@@ -1,6 +1,10 @@
 //! Deciding whether an answer typed at the prompt is a valid second factor,
 //! and what that changes in the login state. Pure: no I/O, no clock.
 
+use std::borrow::Cow;
+
+use zeroize::Zeroizing;
+
 use crate::backup::{self, BackupCheck};
 use crate::enrollment::Enrollment;
 use crate::ratelimit::Locks;
@@ -22,6 +26,13 @@ pub enum Verdict {
     },
     /// A valid TOTP code whose step was already used.
     ReplayedTotp,
+    /// A valid TOTP code refused because codes of a later time were accepted
+    /// before, beyond this one: the clock was ahead then, or is behind now.
+    /// A clock problem, not a guess.
+    TotpClockProblem {
+        /// How far the latest refused step lies after the current time.
+        seconds_ahead: u64,
+    },
     /// A backup code that was already spent.
     SpentBackupCode,
     /// Nothing matched.
@@ -49,6 +60,10 @@ impl Verdict {
             Verdict::Totp { .. } => "valid TOTP code",
             Verdict::BackupCode { .. } => "valid backup code",
             Verdict::ReplayedTotp => "TOTP code already used (replay refused)",
+            Verdict::TotpClockProblem { .. } => {
+                "clock problem: a TOTP code of a later time was accepted before \
+                 (this host's clock is behind, or was ahead then)"
+            }
             Verdict::SpentBackupCode => "backup code already used",
             Verdict::Wrong => "wrong code",
         }
@@ -58,7 +73,7 @@ impl Verdict {
 fn rank(verdict: &Verdict) -> u8 {
     match verdict {
         Verdict::Totp { .. } | Verdict::BackupCode { .. } => 3,
-        Verdict::ReplayedTotp | Verdict::SpentBackupCode => 2,
+        Verdict::ReplayedTotp | Verdict::SpentBackupCode | Verdict::TotpClockProblem { .. } => 2,
         Verdict::Wrong => 1,
     }
 }
@@ -131,8 +146,24 @@ pub struct Checked {
     pub password_len: Option<usize>,
 }
 
-/// Check an answer that is only a code (surrounding white space ignored)
-/// against the kinds in `open`; a kind that is locked is never compared.
+/// An answer of digits as apps show them (`123 456`, `123-456`): the digits
+/// alone. Anything else (a backup code, which reads its own separators, or a
+/// malformed answer) is left as it is.
+fn digits_as_typed(answer: &str) -> Cow<'_, str> {
+    let separated = answer.contains([' ', '-']);
+    let digits_and_separators = answer
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-');
+    if separated && digits_and_separators && answer.bytes().any(|b| b.is_ascii_digit()) {
+        Cow::Owned(answer.chars().filter(char::is_ascii_digit).collect())
+    } else {
+        Cow::Borrowed(answer)
+    }
+}
+
+/// Check an answer that is only a code (surrounding white space ignored,
+/// and spaces or dashes between its digits) against the kinds in `open`; a
+/// kind that is locked is never compared.
 pub fn check_code(
     enrollment: &Enrollment,
     state: &LoginState,
@@ -141,7 +172,8 @@ pub fn check_code(
     window: u8,
     open: Kinds,
 ) -> Checked {
-    let candidate = check_candidate(enrollment, state, answer.trim(), now, window, open);
+    let typed = Zeroizing::new(digits_as_typed(answer.trim()).into_owned());
+    let candidate = check_candidate(enrollment, state, &typed, now, window, open);
     Checked {
         verdict: candidate.verdict,
         shaped: candidate.shaped,
@@ -177,9 +209,19 @@ fn check_candidate(
         result.shaped.code = true;
         if open.code {
             result.checked.code = true;
-            result.verdict = match totp.verify(candidate, now, window, state.last_totp_step) {
+            let replay = state.totp_replay(&totp.fingerprint());
+            let current = totp.step_of(now);
+            result.verdict = match totp.verify_unused(candidate, now, window, |s| replay.refuses(s))
+            {
                 TotpCheck::Accepted { step } => Verdict::Totp { step },
-                TotpCheck::Replayed => Verdict::ReplayedTotp,
+                TotpCheck::Replayed { step }
+                    if replay.refuses_by_future_floor(step, current + u64::from(window)) =>
+                {
+                    Verdict::TotpClockProblem {
+                        seconds_ahead: (replay.floor - current).saturating_mul(totp.period),
+                    }
+                }
+                TotpCheck::Replayed { .. } => Verdict::ReplayedTotp,
                 TotpCheck::Rejected => Verdict::Wrong,
             };
             if result.verdict != Verdict::Wrong {
@@ -271,7 +313,9 @@ pub fn record_success(
 ) -> usize {
     match verdict {
         Verdict::Totp { step } => {
-            state.last_totp_step = Some(state.last_totp_step.map_or(*step, |s| s.max(*step)));
+            if let Some(totp) = &enrollment.totp {
+                state.record_totp_step(&totp.fingerprint(), *step);
+            }
         }
         Verdict::BackupCode { id } => {
             state.forget_unknown_backup_codes(
@@ -289,6 +333,36 @@ pub fn record_success(
     remaining_backup_codes(enrollment, state)
 }
 
+/// Codes of a later time than now were accepted for the enrollment's TOTP:
+/// the clock was ahead then (a VM restored from a snapshot, a bad RTC, an
+/// NTP mistake) or is behind now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockProblem {
+    /// How far after now the latest accepted step lies.
+    pub seconds_ahead: u64,
+    /// Current codes are refused too (more steps were accepted while the
+    /// clock was ahead than are kept exactly): until the clock passes that
+    /// time, or a new enrollment.
+    pub refuses_current_codes: bool,
+}
+
+/// The clock problem of `enrollment`'s TOTP at `now`, if any.
+pub fn clock_problem(
+    enrollment: &Enrollment,
+    state: &LoginState,
+    now: u64,
+    window: u8,
+) -> Option<ClockProblem> {
+    let totp = enrollment.totp.as_ref()?;
+    let replay = state.totp_replay(&totp.fingerprint());
+    let latest_valid = totp.step_of(now) + u64::from(window);
+    let newest = replay.newest()?;
+    (newest > latest_valid).then(|| ClockProblem {
+        seconds_ahead: (newest - totp.step_of(now)).saturating_mul(totp.period),
+        refuses_current_codes: replay.floor > latest_valid,
+    })
+}
+
 /// Backup codes of the enrollment that are not spent.
 pub fn remaining_backup_codes(enrollment: &Enrollment, state: &LoginState) -> usize {
     enrollment
@@ -302,6 +376,7 @@ pub fn remaining_backup_codes(enrollment: &Enrollment, state: &LoginState) -> us
 mod tests {
     use super::*;
     use crate::secret::SecretBytes;
+    use crate::state::MAX_KEPT_STEPS;
     use crate::totp::{Algorithm, TotpParams};
 
     fn enrollment_with_codes() -> (Enrollment, Vec<String>) {
@@ -336,7 +411,7 @@ mod tests {
         .verdict;
         assert_eq!(verdict, Verdict::Totp { step: 33 });
         record_success(&verdict, &e, &mut state, 1000);
-        assert_eq!(state.last_totp_step, Some(33));
+        assert_eq!(state.newest_totp_step(), Some(33));
         assert_eq!(
             check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict,
             Verdict::ReplayedTotp
@@ -477,6 +552,136 @@ mod tests {
         // A malformed answer has no shape and is compared with nothing.
         let malformed = check_code(&e, &state, "hello", 1000, 1, Kinds::ALL);
         assert!(malformed.shaped.is_empty() && malformed.checked.is_empty());
+    }
+
+    #[test]
+    fn replay_protection_follows_the_enrollment() {
+        let (e, _) = enrollment_with_codes();
+        let mut state = LoginState::default();
+        let code = e.totp.as_ref().unwrap().code_at(1000);
+        let verdict = check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict;
+        record_success(&verdict, &e, &mut state, 1000);
+        // A new secret, or the same secret with another period: fresh.
+        let mut new_secret = e.clone();
+        new_secret.totp.as_mut().unwrap().secret = SecretBytes::new(vec![7; 20]);
+        let mut new_period = e.clone();
+        new_period.totp.as_mut().unwrap().period = 60;
+        for other in [&new_secret, &new_period] {
+            let code = other.totp.as_ref().unwrap().code_at(1000);
+            assert!(matches!(
+                check_code(other, &state, &code, 1000, 1, Kinds::ALL).verdict,
+                Verdict::Totp { .. }
+            ));
+        }
+        // Going back to the old secret: its used step stays used.
+        assert_eq!(
+            check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict,
+            Verdict::ReplayedTotp
+        );
+    }
+
+    #[test]
+    fn a_clock_that_ran_ahead_refuses_only_what_it_accepted() {
+        let (e, _) = enrollment_with_codes();
+        let totp = e.totp.as_ref().unwrap();
+        let mut state = LoginState::default();
+        let real = 1_800_000_000;
+        let ahead = real + 30 * 86_400;
+        for t in [real - 600, ahead, ahead + 3600] {
+            let verdict = check_code(&e, &state, &totp.code_at(t), t, 1, Kinds::ALL).verdict;
+            assert!(matches!(verdict, Verdict::Totp { .. }), "{verdict:?}");
+            record_success(&verdict, &e, &mut state, t);
+        }
+        // The clock is right again: today's code works, and the problem shows.
+        let problem = clock_problem(&e, &state, real, 1).unwrap();
+        assert!(!problem.refuses_current_codes);
+        assert_eq!(
+            problem.seconds_ahead,
+            (ahead + 3600) / 30 * 30 - real / 30 * 30
+        );
+        let verdict = check_code(&e, &state, &totp.code_at(real), real, 1, Kinds::ALL).verdict;
+        assert!(matches!(verdict, Verdict::Totp { .. }));
+        record_success(&verdict, &e, &mut state, real);
+        // Each accepted code stays refused, also when its time comes again.
+        for t in [real, ahead, ahead + 3600] {
+            assert_eq!(
+                check_code(&e, &state, &totp.code_at(t), t, 1, Kinds::ALL).verdict,
+                Verdict::ReplayedTotp,
+                "{t}"
+            );
+        }
+        // More ahead logins than are kept exactly: the floor lies in the
+        // future, and current codes are refused as a clock problem.
+        for i in 0..MAX_KEPT_STEPS as u64 + 1 {
+            let t = ahead + 7200 + i * 30;
+            let verdict = check_code(&e, &state, &totp.code_at(t), t, 1, Kinds::ALL).verdict;
+            record_success(&verdict, &e, &mut state, t);
+        }
+        let now = real + 60;
+        assert!(
+            clock_problem(&e, &state, now, 1)
+                .unwrap()
+                .refuses_current_codes
+        );
+        assert!(matches!(
+            check_code(&e, &state, &totp.code_at(now), now, 1, Kinds::ALL).verdict,
+            Verdict::TotpClockProblem { .. }
+        ));
+        assert_eq!(clock_problem(&e, &state, ahead + 86_400, 1), None);
+    }
+
+    #[test]
+    fn a_step_kept_by_an_earlier_version_is_the_first_enrollments_floor() {
+        let (e, _) = enrollment_with_codes();
+        let totp = e.totp.as_ref().unwrap();
+        let state = LoginState {
+            last_totp_step: Some(1000 / 30),
+            ..LoginState::default()
+        };
+        assert_eq!(
+            check_code(&e, &state, &totp.code_at(1000), 1000, 1, Kinds::ALL).verdict,
+            Verdict::ReplayedTotp
+        );
+        let verdict = check_code(&e, &state, &totp.code_at(1030), 1030, 1, Kinds::ALL).verdict;
+        assert_eq!(verdict, Verdict::Totp { step: 1030 / 30 });
+        let mut state = state;
+        record_success(&verdict, &e, &mut state, 1030);
+        assert_eq!(state.last_totp_step, None);
+        assert_eq!(state.newest_totp_step(), Some(1030 / 30));
+        assert_eq!(
+            check_code(&e, &state, &totp.code_at(1000), 1000, 1, Kinds::ALL).verdict,
+            Verdict::ReplayedTotp
+        );
+    }
+
+    #[test]
+    fn codes_typed_as_apps_show_them() {
+        let (e, shown) = enrollment_with_codes();
+        let state = LoginState::default();
+        let code = e.totp.as_ref().unwrap().code_at(1000);
+        for typed in [
+            format!("{} {}", &code[..3], &code[3..]),
+            format!("{}-{}", &code[..3], &code[3..]),
+            format!(" {} - {} ", &code[..3], &code[3..]),
+        ] {
+            assert_eq!(
+                check_code(&e, &state, &typed, 1000, 1, Kinds::ALL).verdict,
+                Verdict::Totp { step: 33 },
+                "{typed:?}"
+            );
+        }
+        // Backup codes keep their own separators; letters are never dropped.
+        assert!(matches!(
+            check_code(&e, &state, &shown[0].replace('-', " "), 1000, 1, Kinds::ALL).verdict,
+            Verdict::BackupCode { .. }
+        ));
+        let mixed = format!("{}x{}", &code[..3], &code[3..]);
+        let refused = check_code(&e, &state, &mixed, 1000, 1, Kinds::ALL);
+        assert_eq!(refused.verdict, Verdict::Wrong);
+        assert!(refused.shaped.is_empty());
+        assert!(check_code(&e, &state, "- -", 1000, 1, Kinds::ALL)
+            .shaped
+            .is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_CONFIG_PATH, MAX_
 use twofactor_core::files::{read_checked_text, FileRequirements};
 use twofactor_core::ratelimit::{self, locked_until};
 use twofactor_core::state::FailureKind;
-use twofactor_core::verify::remaining_backup_codes;
+use twofactor_core::verify::{clock_problem, remaining_backup_codes};
 
 use crate::account::{self, Account};
 use crate::cli::DoctorArgs;
@@ -999,6 +999,30 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                     ),
                     format!("twofactor reset-lockout --user {} (as root)", account.name),
                 );
+            }
+            if let Some(clock) = clock_problem(&enrollment, state, now, config.window) {
+                let message = format!(
+                    "{}: a TOTP code of a time {} ahead of this host's clock was accepted: the \
+                     clock was ahead then (a restored snapshot, a bad RTC, NTP) or is behind now",
+                    account.name,
+                    timefmt::duration(clock.seconds_ahead)
+                );
+                if clock.refuses_current_codes {
+                    doctor.problem(
+                        "clock",
+                        format!("{message}; current TOTP codes are refused until the clock passes that time"),
+                        format!(
+                            "check the clock; backup codes still work, and 'twofactor enroll --force' \
+                             (as {}) starts afresh",
+                            account.name
+                        ),
+                    );
+                } else {
+                    doctor.note(
+                        "clock",
+                        format!("{message}; those codes stay used, current codes work"),
+                    );
+                }
             }
         }
     }

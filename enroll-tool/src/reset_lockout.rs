@@ -53,9 +53,10 @@ pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
         if state_name != user.name {
             store.absorb_alias(&mut locked, &user.name, 0)?;
         }
-        let count = locked.state.failures.len();
+        let count = locked
+            .state
+            .clear_failures(&account::caller_name(), output::now()?);
         if count > 0 {
-            locked.state.clear_failures();
             locked.save()?;
         }
         count

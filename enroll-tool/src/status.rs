@@ -14,7 +14,7 @@ use twofactor_core::config::{Config, UnenrolledPolicy};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::ratelimit::locked_until;
 use twofactor_core::state::{FailureKind, LoginState, StateStore};
-use twofactor_core::verify::remaining_backup_codes;
+use twofactor_core::verify::{clock_problem, remaining_backup_codes};
 
 use crate::account::{self, Account};
 use crate::cli::StatusArgs;
@@ -73,6 +73,27 @@ pub struct Report {
     last_success: Option<Success>,
     recent_failures: Vec<Failure>,
     lockout: Option<Lockout>,
+    /// `twofactor reset-lockout` runs, latest first.
+    lockout_resets: Vec<Reset>,
+    /// TOTP codes of a later time were accepted: the clock was ahead then,
+    /// or is behind now.
+    clock_problem: Option<ClockReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Reset {
+    time: u64,
+    time_utc: String,
+    by: String,
+    cleared_failures: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ClockReport {
+    /// How far after this host's clock the latest accepted TOTP step lies.
+    seconds_ahead: u64,
+    /// Current codes are refused too, until the clock passes that time.
+    refuses_current_codes: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +181,8 @@ struct Failure {
     time_utc: String,
     kind: &'static str,
     host: Option<String>,
+    /// A lockout reset ended what it counted towards.
+    cleared: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -293,6 +316,7 @@ impl Report {
                 time_utc: timefmt::rfc3339(f.time),
                 kind: kind_name(f.kind),
                 host: f.host.clone(),
+                cleared: f.cleared,
             })
             .collect();
         recent_failures.sort_by_key(|f| std::cmp::Reverse(f.time));
@@ -359,6 +383,25 @@ impl Report {
             }),
             recent_failures,
             lockout: state.as_ref().map(|s| lockout(config, s, now)),
+            lockout_resets: state
+                .iter()
+                .flat_map(|s| s.lockout_resets.iter().rev())
+                .map(|r| Reset {
+                    time: r.time,
+                    time_utc: timefmt::rfc3339(r.time),
+                    by: r.by.clone(),
+                    cleared_failures: r.cleared,
+                })
+                .collect(),
+            clock_problem: match (&enrollment, &state) {
+                (Some(enrollment), Some(state)) => {
+                    clock_problem(enrollment, state, now, config.window).map(|p| ClockReport {
+                        seconds_ahead: p.seconds_ahead,
+                        refuses_current_codes: p.refuses_current_codes,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 
@@ -514,12 +557,45 @@ impl Report {
                     .as_deref()
                     .map(|h| format!(" from {h}"))
                     .unwrap_or_default();
+                let cleared = if failure.cleared {
+                    " (cleared by a lockout reset)"
+                } else {
+                    ""
+                };
                 text.push_str(&format!(
-                    "\n{}: {what}{from}",
+                    "\n{}: {what}{from}{cleared}",
                     timefmt::utc_and_relative(failure.time, now)
                 ));
             }
             row("Failures", &text);
+        }
+        if let Some(reset) = self.lockout_resets.first() {
+            row(
+                "Lockout reset",
+                &format!(
+                    "{} by {} ({} failure{} cleared)",
+                    timefmt::utc_and_relative(reset.time, now),
+                    reset.by,
+                    reset.cleared_failures,
+                    if reset.cleared_failures == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        if let Some(clock) = &self.clock_problem {
+            let consequence = if clock.refuses_current_codes {
+                "TOTP codes are refused until this host's clock passes that time (backup codes \
+                 and security keys still work; 'twofactor enroll --force' starts afresh)"
+            } else {
+                "those codes stay used; current codes work"
+            };
+            row(
+                "Clock",
+                &format!(
+                    "a TOTP code of a time {} ahead of this host's clock was accepted (the clock \
+                     was ahead then, or is behind now): {consequence}",
+                    timefmt::duration(clock.seconds_ahead)
+                ),
+            );
         }
         if let Some(lockout) = &self.lockout {
             row("Lockout", &lockout_text(lockout, config, now));

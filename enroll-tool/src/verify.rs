@@ -110,6 +110,13 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
             "valid but already used: this TOTP code was accepted at a login before, so a \
              login refuses it (replay); wait for the next code",
         ),
+        Verdict::TotpClockProblem { .. } => (
+            "clock-problem",
+            false,
+            "valid, but a login refuses it: a code of a later time was accepted before, so \
+             this host's clock is behind (or was ahead then); ask the administrator to check \
+             the clock (twofactor status shows how far ahead)",
+        ),
         Verdict::SpentBackupCode => (
             "spent",
             false,
@@ -122,7 +129,9 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         ),
     };
     let method = match &verdict {
-        Verdict::Totp { .. } | Verdict::ReplayedTotp => Some("totp"),
+        Verdict::Totp { .. } | Verdict::ReplayedTotp | Verdict::TotpClockProblem { .. } => {
+            Some("totp")
+        }
         Verdict::BackupCode { .. } | Verdict::SpentBackupCode => Some("backup-code"),
         Verdict::Wrong => None,
     };

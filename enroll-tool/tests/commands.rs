@@ -413,11 +413,29 @@ fn reset_lockout_clears_failures_only_for_root() {
     assert_eq!(report["cleared_failures"], 6);
     let status = status_json(&sandbox);
     assert_eq!(status["lockout"]["codes"]["locked"], false);
-    assert_eq!(status["recent_failures"], serde_json::json!([]));
+    // The history stays, marked cleared, with who cleared it and when.
+    let failures = status["recent_failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 6);
+    assert!(
+        failures.iter().all(|f| f["cleared"] == true),
+        "{failures:?}"
+    );
+    let resets = status["lockout_resets"].as_array().unwrap();
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0]["by"], "root");
+    assert_eq!(resets[0]["cleared_failures"], 6);
+    assert!(resets[0]["time"].as_u64().unwrap() >= now);
+    let text = stdout(&sandbox.run("status", &["--user", TARGET_USER]));
+    assert!(text.contains("(cleared by a lockout reset)"), "{text}");
+    assert!(text.contains("by root (6 failures cleared)"), "{text}");
     let state = twofactor_core::state::StateStore::new(sandbox.state_dir())
         .peek(TARGET_USER, 0)
         .unwrap();
-    assert_eq!(state.last_totp_step, Some(12345), "replay protection kept");
+    assert_eq!(
+        state.newest_totp_step(),
+        Some(12345),
+        "replay protection kept"
+    );
     let meta = fs::metadata(sandbox.state_file()).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (0, target_user().gid.as_raw()));
     assert_eq!(meta.mode() & 0o777, 0o640);

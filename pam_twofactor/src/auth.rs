@@ -625,7 +625,17 @@ impl Login<'_> {
             );
         }
         let Some(method) = checked.answer.verdict.method() else {
-            if !checked.counted.is_empty() {
+            if let Verdict::TotpClockProblem { seconds_ahead } = checked.answer.verdict {
+                self.log.record(
+                    Severity::Warning,
+                    &format!(
+                        "second factor refused: clock problem: a TOTP code of a time {seconds_ahead} s \
+                         after this host's clock was accepted before (the clock is behind, or was \
+                         ahead then); not counted as a failure{from}: {}",
+                        context.fields
+                    ),
+                );
+            } else if !checked.counted.is_empty() {
                 self.log.record(
                     Severity::Warning,
                     &format!(
@@ -781,7 +791,8 @@ impl Login<'_> {
     }
 }
 
-/// What a refused answer counts against: every kind it was compared with;
+/// What a refused answer counts against: every kind it was compared with
+/// (but not a right TOTP code refused for a clock problem);
 /// an answer that has the shape of no code counts against codes (so
 /// malformed answers are limited too), except PAM_AUTHTOK under
 /// `try_first_pass`, which is usually a password alone: nothing was
@@ -791,7 +802,12 @@ fn counted_kinds(answered: &verify::Checked, source: Source) -> Kinds {
         return Kinds::default();
     }
     if !answered.checked.is_empty() {
-        return answered.checked;
+        // A right code refused for a clock problem is no guess.
+        let clock_problem = matches!(answered.verdict, Verdict::TotpClockProblem { .. });
+        return Kinds {
+            code: answered.checked.code && !clock_problem,
+            ..answered.checked
+        };
     }
     match source {
         Source::Prompt { .. } | Source::Authtok { try_first: false }

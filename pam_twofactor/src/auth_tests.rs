@@ -564,7 +564,7 @@ fn correct_totp_code_succeeds_after_one_prompt() {
     h.log.assert_never_contains(&code);
     assert!(session.set_authtok_calls.is_empty());
     let state = h.state("alice");
-    assert_eq!(state.last_totp_step, Some(NOW / 30));
+    assert_eq!(state.newest_totp_step(), Some(NOW / 30));
     assert_eq!(state.last_success, Some(NOW));
     assert_eq!(state.last_success_method, Some(Method::Totp));
 }
@@ -577,7 +577,7 @@ fn code_of_the_previous_step_is_accepted_within_the_window() {
     let mut session = ScriptedSession::new("alice", prompt_answered(&format!(" {code}\n")));
 
     assert_eq!(h.login(&mut session, &[]), PamCode::Success);
-    assert_eq!(h.state("alice").last_totp_step, Some(NOW / 30 - 1));
+    assert_eq!(h.state("alice").newest_totp_step(), Some(NOW / 30 - 1));
 }
 
 #[test]
@@ -599,7 +599,7 @@ fn wrong_code_is_refused_with_a_warning() {
         state.failures.iter().map(|f| f.time).collect::<Vec<_>>(),
         vec![NOW]
     );
-    assert_eq!(state.last_totp_step, None);
+    assert_eq!(state.newest_totp_step(), None);
 }
 
 #[test]
@@ -633,7 +633,7 @@ fn replayed_code_is_refused_and_the_next_step_accepted() {
     assert_ne!(next, code);
     let mut third = ScriptedSession::new("alice", prompt_answered(&next));
     assert_eq!(h.login(&mut third, &[]), PamCode::Success);
-    assert_eq!(h.state("alice").last_totp_step, Some(NOW / 30 + 1));
+    assert_eq!(h.state("alice").newest_totp_step(), Some(NOW / 30 + 1));
 }
 
 // ---------------------------------------------------------------------------
@@ -803,7 +803,7 @@ fn enrollment_in_the_old_default_file_is_read_when_the_json_file_is_absent() {
         h.login(&mut session, &[DEFAULT_NAMED_PATH_ARG]),
         PamCode::Success
     );
-    assert_eq!(h.state("alice").last_totp_step, Some(NOW / 30));
+    assert_eq!(h.state("alice").newest_totp_step(), Some(NOW / 30));
 
     // Only a file named enrollment.json has the old name as a fallback.
     h.log.clear();
@@ -1068,7 +1068,7 @@ fn use_first_pass_takes_password_and_code_from_authtok() {
     assert_eq!(session.set_authtok_calls, vec![Some("pw".to_string())]);
     h.log.assert_single(Severity::Info, &["method=totp"]);
     h.log.assert_never_contains(&code);
-    assert_eq!(h.state("alice").last_totp_step, Some(NOW / 30));
+    assert_eq!(h.state("alice").newest_totp_step(), Some(NOW / 30));
 }
 
 #[test]

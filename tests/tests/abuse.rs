@@ -125,7 +125,7 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
         format!("locked attempts must not count: {}", state.failures.len()),
     )?;
     check(
-        state.last_totp_step < Some((NOW + 30) / 30),
+        state.newest_totp_step() < Some((NOW + 30) / 30),
         "a locked attempt recorded a step",
     )?;
 
@@ -589,7 +589,7 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
                     confirmed_steps += 1;
                     let step: u64 = step.parse()?;
                     check(
-                        state.last_totp_step >= Some(step),
+                        state.newest_totp_step() >= Some(step),
                         format!("trial {trial}: confirmed step {step} lost"),
                     )?;
                 }
@@ -609,13 +609,13 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
             )?;
         }
         check(
-            state.last_totp_step >= observed_step,
+            state.newest_totp_step() >= observed_step,
             format!(
                 "trial {trial}: last step went back {observed_step:?} -> {:?}",
-                state.last_totp_step
+                state.newest_totp_step()
             ),
         )?;
-        observed_step = state.last_totp_step;
+        observed_step = state.newest_totp_step();
         let newest = state.failures.last().map_or(0, |f| f.time);
         check(
             newest >= newest_failure,

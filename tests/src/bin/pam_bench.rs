@@ -1426,7 +1426,7 @@ impl Bench {
         let states_right = (0..workers)
             .filter(|w| {
                 let name = format!("tf-user{}", first_user + *w as u32);
-                peek(&self.disk.ours, &name).last_totp_step == Some(last_step)
+                peek(&self.disk.ours, &name).newest_totp_step() == Some(last_step)
             })
             .count();
         let logins = workers * per as usize;
@@ -1473,11 +1473,11 @@ impl Bench {
             "same_user_totp",
             workers * per as usize,
             elapsed,
-            twice == 0 && state.last_totp_step == expected_last,
+            twice == 0 && state.newest_totp_step() == expected_last,
             format!(
                 "{accepted} of {per} steps accepted (once each: {}), state's last step {}",
                 twice == 0,
-                if state.last_totp_step == expected_last {
+                if state.newest_totp_step() == expected_last {
                     "= the last accepted"
                 } else {
                     "WRONG"
