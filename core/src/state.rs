@@ -151,9 +151,16 @@ fn is_zero(value: &u64) -> bool {
 }
 
 impl TotpReplay {
-    /// True when `step` was accepted before (or is at or below the floor).
-    pub fn refuses(&self, step: u64) -> bool {
-        (self.floor > 0 && step <= self.floor) || self.steps.binary_search(&step).is_ok()
+    /// True when `step` may not be accepted at a time whose latest valid
+    /// step is `latest_valid`: it was accepted before, it is at or below the
+    /// floor, or a later step that is valid by now was accepted already (so
+    /// codes are accepted in order). Accepted steps after `latest_valid` do
+    /// not order anything: they were accepted while the clock was ahead.
+    pub fn refuses(&self, step: u64, latest_valid: u64) -> bool {
+        let newest_in_time = self.steps.iter().rev().find(|&&s| s <= latest_valid);
+        (self.floor > 0 && step <= self.floor)
+            || self.steps.binary_search(&step).is_ok()
+            || newest_in_time.is_some_and(|&newer| newer > step)
     }
 
     /// True when `step` is refused only because it is at or below a floor

@@ -211,11 +211,12 @@ fn check_candidate(
             result.checked.code = true;
             let replay = state.totp_replay(&totp.fingerprint());
             let current = totp.step_of(now);
-            result.verdict = match totp.verify_unused(candidate, now, window, |s| replay.refuses(s))
-            {
+            let latest_valid = current + u64::from(window);
+            let refused = |step| replay.refuses(step, latest_valid);
+            result.verdict = match totp.verify_unused(candidate, now, window, refused) {
                 TotpCheck::Accepted { step } => Verdict::Totp { step },
                 TotpCheck::Replayed { step }
-                    if replay.refuses_by_future_floor(step, current + u64::from(window)) =>
+                    if replay.refuses_by_future_floor(step, latest_valid) =>
                 {
                     Verdict::TotpClockProblem {
                         seconds_ahead: (replay.floor - current).saturating_mul(totp.period),
@@ -576,6 +577,22 @@ mod tests {
         // Going back to the old secret: its used step stays used.
         assert_eq!(
             check_code(&e, &state, &code, 1000, 1, Kinds::ALL).verdict,
+            Verdict::ReplayedTotp
+        );
+    }
+
+    #[test]
+    fn codes_are_accepted_in_order() {
+        let (e, _) = enrollment_with_codes();
+        let totp = e.totp.as_ref().unwrap();
+        let mut state = LoginState::default();
+        // The next step's code (within the window) first: the current one,
+        // never used, is refused after it.
+        let next = check_code(&e, &state, &totp.code_at(1030), 1000, 1, Kinds::ALL).verdict;
+        assert_eq!(next, Verdict::Totp { step: 1030 / 30 });
+        record_success(&next, &e, &mut state, 1000);
+        assert_eq!(
+            check_code(&e, &state, &totp.code_at(1000), 1001, 1, Kinds::ALL).verdict,
             Verdict::ReplayedTotp
         );
     }

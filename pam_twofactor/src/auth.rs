@@ -108,30 +108,36 @@ pub(crate) struct LogContext {
 }
 
 impl LogContext {
-    fn new(user: &str, session: &dyn Session, system: &dyn System) -> Self {
+    /// `grace`: a grace period is configured, so the origin is needed (for
+    /// local logins it costs a look at the terminal session's leader).
+    fn new(user: &str, session: &dyn Session, system: &dyn System, grace: bool) -> Self {
         let raw_host = session.remote_host().filter(|h| !h.is_empty());
         let tty = session.tty().filter(|t| !t.is_empty());
-        let terminal_session = if raw_host.is_none() && tty.is_some() {
-            system.terminal_session()
+        let origin = if grace {
+            let terminal_session = if raw_host.is_none() && tty.is_some() {
+                system.terminal_session()
+            } else {
+                None
+            };
+            origin::grace_origin(
+                session.service().as_deref().unwrap_or("?"),
+                raw_host.as_deref(),
+                tty.as_deref(),
+                terminal_session,
+            )
         } else {
             None
         };
-        let origin = origin::grace_origin(
-            session.service().as_deref().unwrap_or("?"),
-            raw_host.as_deref(),
-            tty.as_deref(),
-            terminal_session,
-        );
         let host = raw_host.as_deref().map(origin::bounded);
         let mut fields = format!("user={}", sanitize(user));
-        if let Some(rhost) = session.remote_host().filter(|h| !h.is_empty()) {
-            fields.push_str(&format!(" rhost={}", sanitize(&rhost)));
+        if let Some(rhost) = &raw_host {
+            fields.push_str(&format!(" rhost={}", sanitize(rhost)));
         }
         if let Some(ruser) = session.remote_user().filter(|u| !u.is_empty()) {
             fields.push_str(&format!(" ruser={}", sanitize(&ruser)));
         }
-        if let Some(tty) = session.tty().filter(|t| !t.is_empty()) {
-            fields.push_str(&format!(" tty={}", sanitize(&tty)));
+        if let Some(tty) = &tty {
+            fields.push_str(&format!(" tty={}", sanitize(tty)));
         }
         LogContext {
             fields,
@@ -219,7 +225,7 @@ impl Login<'_> {
                 .record(Severity::Error, "could not obtain the user name from PAM");
             return Outcome::NoAnswer;
         };
-        let context = LogContext::new(&user, session, self.system);
+        let context = LogContext::new(&user, session, self.system, config.grace_period > 0);
         let target = self.resolve(&config, &user);
         if matches!(target, Target::NotEnrolled) && config.unenrolled == UnenrolledPolicy::Ignore {
             self.log.record(
