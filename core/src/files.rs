@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, FileProblem};
+use crate::error::{shown_path, Error, FileProblem};
 
 /// What a file must satisfy before its contents are used.
 #[derive(Debug, Clone, Copy)]
@@ -135,14 +135,14 @@ pub fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
     if meta.uid() != 0 && meta.uid() != owner {
         return Err(FileProblem::UnsafeParent(format!(
             "{} is owned by uid {}",
-            parent.display(),
+            shown_path(parent),
             meta.uid()
         )));
     }
     if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
         return Err(FileProblem::UnsafeParent(format!(
             "{} is writable by group or others",
-            parent.display()
+            shown_path(parent)
         )));
     }
     Ok(())
@@ -181,7 +181,7 @@ pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizin
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_string())),
         Err(_) => Err(Error::Parse {
-            what: format!("file {}", path.display()),
+            what: format!("file {}", shown_path(path)),
             why: "not valid UTF-8".into(),
         }),
     }

@@ -237,6 +237,46 @@ fn verify_accepts_an_oathtool_code_and_writes_nothing() {
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
 
+/// A user's file reaches the terminal only escaped: no escape sequence
+/// from a key, no value quoted.
+#[test]
+fn errors_about_a_hostile_enrollment_carry_no_control_character() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let path = sandbox.path("nobody/enrollment.toml");
+    let user = target_user();
+    for text in [
+        "version = 1\n\"x\\u001b]0;owned\\u0007\\u001b[2J\\r\\nforged\" = 1\n",
+        "version = 1\n[totp]\nsecret = 1234567890123456\n",
+    ] {
+        fs::write(&path, text).unwrap();
+        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let output = run_with_stdin(
+            sandbox.command("verify", &["--user", TARGET_USER]),
+            "123456\n",
+        );
+        assert_ne!(exit_code(&output), 0);
+        let message = assert_one_line_error(&output);
+        assert!(
+            message.contains("is invalid: unexpected field or value at line"),
+            "{message:?}"
+        );
+        assert!(
+            !message.trim_end().chars().any(char::is_control),
+            "{message:?}"
+        );
+        for quoted in ["forged", "owned", "1234567890123456"] {
+            assert!(!message.contains(quoted), "{message:?}");
+        }
+        let status = stdout(&sandbox.run("status", &["--user", TARGET_USER]));
+        assert!(
+            !status.contains('\u{1b}') && !status.contains("forged"),
+            "{status:?}"
+        );
+    }
+}
+
 #[test]
 fn verify_tells_replayed_spent_and_wrong_codes_apart() {
     require_root();
