@@ -32,7 +32,8 @@ pub enum FileProblem {
         /// the limit in bytes
         limit: u64,
     },
-    /// The containing directory may be changed by someone other than the owner.
+    /// A directory on the way to the file may be changed by someone other
+    /// than root or the file's owner (the text names it and says why).
     UnsafeParent(String),
     /// Any other I/O failure (permission denied, I/O error, disk full...).
     Io(String),
