@@ -1,6 +1,15 @@
 //! Audit lines in the system log, shared by the PAM module and `twofactor`:
 //! one RFC 3164 datagram per line to `/dev/log`, auth facility, and the
 //! escaping that keeps values from users inside one token.
+//!
+//! [`sanitize`] is the one escaping of bytes that come from users (PAM
+//! items, files, paths) on their way into a log line or an error message.
+//! [`escape_control_chars`] applies it to the control characters of a whole
+//! line, at the sinks (syslog here, the terminal in `twofactor`), so that a
+//! value that escaped escaping still cannot start a forged line or drive a
+//! terminal.
+
+use std::borrow::Cow;
 
 use syslog::{Facility, LogFormat};
 
@@ -61,6 +70,8 @@ impl LogFormat<&str> for AuditFormatter<'_> {
 /// `/dev/log` the line is dropped: it is never written to a console or a
 /// terminal, and a failure to log changes nothing for the caller.
 pub fn send(process: &str, severity: Severity, line: &str) {
+    let line = escape_control_chars(line);
+    let line = line.as_ref();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -99,6 +110,26 @@ pub fn sanitize(value: &str) -> String {
     out
 }
 
+/// `text` with every control character (C0, DEL, C1) replaced by its
+/// [`sanitize`] form and everything else kept: the last line of defence
+/// of a sink, where a line break would start a forged line and an escape
+/// sequence would reach a terminal.
+pub fn escape_control_chars(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut buffer = [0u8; 4];
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&sanitize(c.encode_utf8(&mut buffer)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +162,18 @@ mod tests {
         assert_eq!(sanitize("x\"=y"), "x\\x22=y");
         assert_eq!(sanitize("é"), "\\xc3\\xa9");
         assert!(sanitize(&"a".repeat(1000)).len() < 300);
+    }
+
+    #[test]
+    fn sinks_escape_every_control_character_and_keep_the_rest() {
+        assert_eq!(escape_control_chars("plain text, é"), "plain text, é");
+        assert_eq!(
+            escape_control_chars("a\nb\r\x1b[31m\x07\x7f\u{9b}c"),
+            "a\\x0ab\\x0d\\x1b[31m\\x07\\x7f\\xc2\\x9bc"
+        );
+        assert!(matches!(
+            escape_control_chars("no change"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::audit::sanitize;
 use crate::backup::BackupCodeHash;
-use crate::error::{parse_json_or_toml, Error};
+use crate::error::{parse_json_or_toml, shown_path, Error};
 use crate::fido2::{self, CredentialEntry};
 use crate::secret::SecretBytes;
 use crate::totp::{Algorithm, TotpParams, DIGITS_RANGE, MIN_SECRET_BYTES, PERIOD_RANGE};
@@ -158,14 +159,13 @@ impl Enrollment {
     /// Parse and validate an enrollment document. `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
         let invalid = |why: String| Error::Parse {
-            what: format!("enrollment file {origin}"),
+            what: format!("enrollment file {}", sanitize(origin)),
             why,
         };
         let document: EnrollmentDocument = parse_json_or_toml(text).map_err(invalid)?;
         if document.version != ENROLLMENT_VERSION {
             return Err(invalid(format!(
-                "unsupported version {} (this module reads version {ENROLLMENT_VERSION})",
-                document.version
+                "unsupported version (this module reads version {ENROLLMENT_VERSION})"
             )));
         }
         let totp = match &document.totp {
@@ -254,18 +254,22 @@ fn parse_fido2(entries: &[CredentialEntry]) -> Result<Vec<fido2::Credential>, St
         ));
     }
     let mut credentials: Vec<fido2::Credential> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let credential = fido2::Credential::from_entry(entry)?;
+    // Keys are named by their place in the file: a name is the user's text.
+    for (index, entry) in entries.iter().enumerate() {
+        let number = index + 1;
+        let credential = fido2::Credential::from_entry(entry)
+            .map_err(|why| format!("security key {number}: {why}"))?;
         if credentials.iter().any(|c| c.name == credential.name) {
-            return Err(format!("two security keys are named {:?}", credential.name));
+            return Err(format!(
+                "security key {number} has the name of an earlier one"
+            ));
         }
         if credentials
             .iter()
             .any(|c| c.credential_id == credential.credential_id)
         {
             return Err(format!(
-                "security key {:?} repeats another one's credential id",
-                credential.name
+                "security key {number} repeats an earlier one's credential id"
             ));
         }
         credentials.push(credential);
@@ -277,16 +281,16 @@ fn totp_from_section(section: &TotpSection) -> Result<TotpParams, String> {
     let secret = decode_base32_secret(&section.secret)?;
     if !DIGITS_RANGE.contains(&section.digits) {
         return Err(format!(
-            "TOTP digits must be 6 to 8, not {}",
-            section.digits
+            "TOTP digits must be {} to {}",
+            DIGITS_RANGE.start(),
+            DIGITS_RANGE.end()
         ));
     }
     if !PERIOD_RANGE.contains(&section.period) {
         return Err(format!(
-            "TOTP period must be {} to {} seconds, not {}",
+            "TOTP period must be {} to {} seconds",
             PERIOD_RANGE.start(),
-            PERIOD_RANGE.end(),
-            section.period
+            PERIOD_RANGE.end()
         ));
     }
     Ok(TotpParams {
@@ -303,7 +307,8 @@ fn totp_from_section(section: &TotpSection) -> Result<TotpParams, String> {
 pub fn expand_path(template: &str, user: &str, home: &Path) -> Result<PathBuf, Error> {
     if user.is_empty() || user.contains('/') || user.starts_with('.') || user.contains('\0') {
         return Err(Error::Config(format!(
-            "user name {user:?} cannot be used in a path"
+            "user name {} cannot be used in a path",
+            sanitize(user)
         )));
     }
     let mut out = String::with_capacity(template.len() + 32);
@@ -334,7 +339,7 @@ pub fn expand_path(template: &str, user: &str, home: &Path) -> Result<PathBuf, E
     if !path.is_absolute() {
         return Err(Error::Config(format!(
             "path {} is not absolute",
-            path.display()
+            shown_path(&path)
         )));
     }
     Ok(path)
@@ -372,7 +377,10 @@ hash = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
     fn rejects_bad_documents() {
         let cases = [
             ("version = 2", "unsupported version"),
-            ("version = 1\nextra = 1", "unknown field"),
+            (
+                "version = 1\nextra = 1",
+                "unexpected field or value at line 2, column 1",
+            ),
             ("version = 1\n[totp]\nsecret = \"!!!\"", "not valid base32"),
             ("version = 1\n[totp]\nsecret = \"GEZDGNBV\"", "too short"),
             (

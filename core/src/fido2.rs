@@ -248,9 +248,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.chars().any(char::is_control) || name.trim() != name {
-        return Err(format!(
-            "security key name {name:?} has control characters or surrounding spaces"
-        ));
+        return Err("a security key's name must not have control characters or \
+             surrounding spaces"
+            .into());
     }
     Ok(())
 }
@@ -258,20 +258,17 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 impl Credential {
     pub(crate) fn from_entry(entry: &CredentialEntry) -> Result<Self, String> {
         validate_name(&entry.name)?;
-        let credential_id = decode_b64(&entry.credential_id)
-            .map_err(|why| format!("security key {:?}: credential_id is {why}", entry.name))?;
+        let credential_id =
+            decode_b64(&entry.credential_id).map_err(|why| format!("credential_id is {why}"))?;
         if credential_id.is_empty() || credential_id.len() > MAX_CREDENTIAL_ID_BYTES {
             return Err(format!(
-                "security key {:?}: credential_id must have 1 to {MAX_CREDENTIAL_ID_BYTES} bytes",
-                entry.name
+                "credential_id must have 1 to {MAX_CREDENTIAL_ID_BYTES} bytes"
             ));
         }
-        let key_bytes = decode_b64(&entry.public_key)
-            .map_err(|why| format!("security key {:?}: public_key is {why}", entry.name))?;
-        let public_key = PublicKey::new(entry.algorithm, &key_bytes)
-            .map_err(|why| format!("security key {:?}: {why}", entry.name))?;
-        validate_rp_id(&entry.rp_id)
-            .map_err(|why| format!("security key {:?}: {why}", entry.name))?;
+        let key_bytes =
+            decode_b64(&entry.public_key).map_err(|why| format!("public_key is {why}"))?;
+        let public_key = PublicKey::new(entry.algorithm, &key_bytes)?;
+        validate_rp_id(&entry.rp_id)?;
         Ok(Credential {
             name: entry.name.clone(),
             rp_id: entry.rp_id.clone(),
@@ -315,9 +312,7 @@ pub fn credential_fingerprint(credential_id: &[u8]) -> String {
 /// Check a relying-party id: 1 to 255 printable ASCII characters.
 pub fn validate_rp_id(rp_id: &str) -> Result<(), String> {
     if rp_id.is_empty() || rp_id.len() > 255 || !rp_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "relying-party id {rp_id:?} must be 1 to 255 printable ASCII characters"
-        ));
+        return Err("a relying-party id must be 1 to 255 printable ASCII characters".into());
     }
     Ok(())
 }

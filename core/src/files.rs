@@ -3,19 +3,25 @@
 //! Reading: open with `O_NOFOLLOW` (a symlink as last component is refused)
 //! and `O_NONBLOCK` (a FIFO cannot stall a login), then check type, owner,
 //! mode and size on the open descriptor, so the checks and the read concern
-//! the same inode. Writing: a temporary file in the same directory, fsync,
-//! rename, fsync of the directory: a crash leaves the old or the new file.
+//! the same inode; a user's file is opened through the directories leading
+//! to it, each checked on its own descriptor ([`open_user_dir`]). Writing:
+//! a temporary file in the same directory, fsync, rename, fsync of the
+//! directory: a crash leaves the old or the new file.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, FileProblem};
+use crate::error::{shown_path, Error, FileProblem};
 
 /// What a file must satisfy before its contents are used.
 #[derive(Debug, Clone, Copy)]
@@ -135,14 +141,14 @@ pub fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
     if meta.uid() != 0 && meta.uid() != owner {
         return Err(FileProblem::UnsafeParent(format!(
             "{} is owned by uid {}",
-            parent.display(),
+            shown_path(parent),
             meta.uid()
         )));
     }
     if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
         return Err(FileProblem::UnsafeParent(format!(
             "{} is writable by group or others",
-            parent.display()
+            shown_path(parent)
         )));
     }
     Ok(())
@@ -152,14 +158,62 @@ pub fn check_parent(path: &Path, owner: u32) -> Result<(), FileProblem> {
 /// The contents are wiped when the returned buffer is dropped.
 pub fn read_checked(path: &Path, req: &FileRequirements) -> Result<Zeroizing<Vec<u8>>, Error> {
     let fail = |problem| Error::file(path, problem);
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| fail(io_problem(&e)))?;
+    read_open(file, path, req, || check_parent(path, req.owner))
+}
+
+/// Read a UTF-8 text file after checking it (see [`read_checked`]).
+pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizing<String>, Error> {
+    into_text(read_checked(path, req)?, path)
+}
+
+/// Read a file of a user (owner `req.owner`, home `home`) after checking
+/// every directory that leads to it ([`open_user_dir`]) and then the file
+/// itself, opened through the checked directory: a file that is missing
+/// from a safe directory is [`FileProblem::Missing`]; one whose
+/// directories are unsafe is an error even when it is missing, since
+/// another user could have moved it away.
+pub fn read_user_file(
+    path: &Path,
+    home: &Path,
+    req: &FileRequirements,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let fail = |problem| Error::file(path, problem);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(fail(FileProblem::Io("is not a path to a file".into())));
+    };
+    let dir = open_user_dir(parent, home, req.owner).map_err(fail)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let file = rustix::fs::openat(&dir, name, flags | OFlags::CLOEXEC, Mode::empty())
+        .map(File::from)
+        .map_err(|e| fail(io_problem(&e.into())))?;
+    read_open(file, path, req, || Ok(()))
+}
+
+/// Read a user's UTF-8 text file (see [`read_user_file`]).
+pub fn read_user_file_text(
+    path: &Path,
+    home: &Path,
+    req: &FileRequirements,
+) -> Result<Zeroizing<String>, Error> {
+    into_text(read_user_file(path, home, req)?, path)
+}
+
+/// Check an open file against `req` and `more`, then read it.
+fn read_open(
+    mut file: File,
+    path: &Path,
+    req: &FileRequirements,
+    more: impl FnOnce() -> Result<(), FileProblem>,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let fail = |problem| Error::file(path, problem);
     let meta = file.metadata().map_err(|e| fail(io_problem(&e)))?;
     check_metadata(&meta, req).map_err(fail)?;
-    check_parent(path, req.owner).map_err(fail)?;
+    more().map_err(fail)?;
     let mut contents = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
     // Read one byte past the limit: the file may have grown since fstat.
     (&mut file)
@@ -175,16 +229,180 @@ pub fn read_checked(path: &Path, req: &FileRequirements) -> Result<Zeroizing<Vec
     Ok(contents)
 }
 
-/// Read a UTF-8 text file after checking it (see [`read_checked`]).
-pub fn read_checked_text(path: &Path, req: &FileRequirements) -> Result<Zeroizing<String>, Error> {
-    let bytes = read_checked(path, req)?;
+fn into_text(bytes: Zeroizing<Vec<u8>>, path: &Path) -> Result<Zeroizing<String>, Error> {
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_string())),
         Err(_) => Err(Error::Parse {
-            what: format!("file {}", path.display()),
+            what: format!("file {}", shown_path(path)),
             why: "not valid UTF-8".into(),
         }),
     }
+}
+
+/// Open the directory `dir` that holds a file of user `owner` (home
+/// `home`), checking every directory from `/` down to it on the way, the
+/// way sshd's StrictModes checks the path of `authorized_keys`.
+///
+/// The user's area starts at the home directory, or, for a path outside
+/// the home, at the first directory the user owns. From there down, and
+/// always for `dir` itself, a directory must be owned by root or the user
+/// and must not be writable by group or others, sticky or not: otherwise
+/// another user could rename a directory away, and the enrollment with it
+/// (a login would then pass as "not enrolled"), or put a file of their own
+/// in its place. Above the user's area (`/`, `/home`, `/tmp`) the owner
+/// rule is the same, and a directory writable by others is accepted only
+/// if it is sticky: there, only an entry's owner (root or the user, as
+/// checked one step further) can rename or remove it.
+///
+/// The home directory's path is resolved first, symbolic links included
+/// (sites link `/home` or single homes to other disks, and sshd follows
+/// them), and its real path is then checked like any other. Below the
+/// home, and on a path outside the home, a symbolic link is refused. Each
+/// directory is opened from the one above it with `O_NOFOLLOW` and checked
+/// on the open descriptor, so the file is then opened through exactly the
+/// directories that were checked.
+///
+/// A directory that does not exist gives [`FileProblem::Missing`], found
+/// only after every directory above it passed: nobody else could have
+/// removed it.
+pub fn open_user_dir(dir: &Path, home: &Path, owner: u32) -> Result<OwnedFd, FileProblem> {
+    let names = path_names(dir)?;
+    // The walk: the real home's names, then what lies below the home; or
+    // the path itself when it is outside the home.
+    let (walk, home_depth) = match path_names(home) {
+        Ok(home_names) if dir.starts_with(home) => {
+            let mut walk = resolve_home(&home_names)?;
+            let depth = walk.len();
+            walk.extend(names[home_names.len()..].iter().map(|n| n.to_os_string()));
+            (walk, Some(depth))
+        }
+        _ => (names.iter().map(|n| n.to_os_string()).collect(), None),
+    };
+    let mut shown = PathBuf::from("/");
+    let mut current = rustix::fs::openat(
+        rustix::fs::CWD,
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_problem(&e.into()))?;
+    let mut in_user_area = false;
+    for depth in 0..=walk.len() {
+        if depth > 0 {
+            let name = &walk[depth - 1];
+            current = open_below(&current, name, &shown)?;
+            shown.push(name);
+        }
+        let stat = rustix::fs::fstat(&current).map_err(|e| io_problem(&e.into()))?;
+        in_user_area |= home_depth == Some(depth) || stat.st_uid == owner;
+        let strict = in_user_area || depth == walk.len();
+        check_directory(stat.st_uid, stat.st_mode, &shown, owner, strict)?;
+    }
+    Ok(current)
+}
+
+/// The names of an absolute path, or why it cannot be walked.
+fn path_names(path: &Path) -> Result<Vec<&std::ffi::OsStr>, FileProblem> {
+    let mut components = path.components();
+    if components.next() != Some(Component::RootDir) {
+        return Err(FileProblem::Io(format!(
+            "{} is not an absolute path",
+            shown_path(path)
+        )));
+    }
+    let mut names = Vec::new();
+    for component in components {
+        match component {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            _ => {
+                return Err(FileProblem::Io(format!(
+                    "{} climbs up with '..'",
+                    shown_path(path)
+                )))
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The real path of the home directory, as names below `/`. Where it does
+/// not exist, its longest existing part is resolved and the rest appended:
+/// the walk then finds where it ends.
+fn resolve_home(home_names: &[&std::ffi::OsStr]) -> Result<Vec<OsString>, FileProblem> {
+    for existing in (0..=home_names.len()).rev() {
+        let prefix: PathBuf = std::iter::once(std::ffi::OsStr::new("/"))
+            .chain(home_names[..existing].iter().copied())
+            .collect();
+        match fs::canonicalize(&prefix) {
+            Ok(real) => {
+                let mut names: Vec<OsString> = path_names(&real)?
+                    .into_iter()
+                    .map(|n| n.to_os_string())
+                    .collect();
+                names.extend(home_names[existing..].iter().map(|n| n.to_os_string()));
+                return Ok(names);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_problem(&e)),
+        }
+    }
+    Err(FileProblem::Missing)
+}
+
+/// Open the directory `name` in `parent` (shown as `shown`) without
+/// following a symbolic link.
+fn open_below(
+    parent: &OwnedFd,
+    name: &std::ffi::OsStr,
+    shown: &Path,
+) -> Result<OwnedFd, FileProblem> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::NOTDIR | Errno::LOOP) => {
+            let what = shown.join(name);
+            let is_link = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+            if is_link {
+                Err(FileProblem::UnsafeParent(format!(
+                    "{} is a symbolic link (refused)",
+                    shown_path(&what)
+                )))
+            } else {
+                Err(FileProblem::Io(format!(
+                    "{} is not a directory",
+                    shown_path(&what)
+                )))
+            }
+        }
+        Err(e) => Err(io_problem(&e.into())),
+    }
+}
+
+/// The owner and mode rules of [`open_user_dir`] for one directory.
+fn check_directory(
+    uid: u32,
+    mode: u32,
+    shown: &Path,
+    owner: u32,
+    strict: bool,
+) -> Result<(), FileProblem> {
+    if uid != 0 && uid != owner {
+        return Err(FileProblem::UnsafeParent(format!(
+            "{} is owned by uid {uid} (only root or uid {owner} may own it)",
+            shown_path(shown)
+        )));
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && (strict || !sticky) {
+        return Err(FileProblem::UnsafeParent(format!(
+            "{} is writable by group or others (mode {:04o})",
+            shown_path(shown),
+            mode & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 /// Replace `path` atomically with `contents`, file mode `mode`.
@@ -409,6 +627,171 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsafe directory"), "{err}");
+    }
+
+    /// A home (owned by `USER`) with `.config/twofactor/enrollment.json`
+    /// in it, inside a root-owned directory in /tmp.
+    const USER: u32 = 61_999;
+
+    struct Layout {
+        _base: tempfile::TempDir,
+        base: PathBuf,
+        home: PathBuf,
+        file: PathBuf,
+    }
+
+    fn owned_dir(path: &Path, uid: u32, mode: u32) {
+        fs::create_dir_all(path).unwrap();
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn layout() -> Layout {
+        let base_guard = tempfile::tempdir().unwrap();
+        let base = base_guard.path().to_path_buf();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        let home = base.join("home");
+        owned_dir(&home, USER, 0o755);
+        owned_dir(&home.join(".config"), USER, 0o700);
+        owned_dir(&home.join(".config/twofactor"), USER, 0o700);
+        let file = home.join(".config/twofactor/enrollment.json");
+        write(&file, "{}", 0o600);
+        std::os::unix::fs::chown(&file, Some(USER), Some(USER)).unwrap();
+        Layout {
+            _base: base_guard,
+            base,
+            home,
+            file,
+        }
+    }
+
+    fn read_user(path: &Path, home: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+        read_user_file(path, home, &FileRequirements::secret_of(USER, 100))
+    }
+
+    fn refusal(path: &Path, home: &Path) -> String {
+        let err = read_user(path, home).unwrap_err();
+        assert!(!err.is_missing_file(), "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn a_user_file_in_safe_directories_is_read() {
+        let l = layout();
+        assert_eq!(read_user(&l.file, &l.home).unwrap().as_slice(), b"{}");
+        // Missing from a safe directory: not there, nothing worse.
+        let missing = l.home.join(".config/twofactor/other.json");
+        assert!(read_user(&missing, &l.home).unwrap_err().is_missing_file());
+        fs::rename(
+            l.home.join(".config/twofactor"),
+            l.home.join(".config/gone"),
+        )
+        .unwrap();
+        assert!(read_user(&l.file, &l.home).unwrap_err().is_missing_file());
+    }
+
+    #[test]
+    fn a_directory_others_can_write_below_the_home_is_refused_even_with_the_file_gone() {
+        let l = layout();
+        let config = l.home.join(".config");
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(
+            err.contains(&format!(
+                "{} is writable by group or others (mode 0777)",
+                config.display()
+            )),
+            "{err}"
+        );
+        // Another user renamed the directory away: still refused, never
+        // "not enrolled".
+        fs::rename(config.join("twofactor"), config.join("moved")).unwrap();
+        refusal(&l.file, &l.home);
+        // Sticky is no excuse inside the home.
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(err.contains("(mode 1777)"), "{err}");
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o770)).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let l = layout();
+        let dir = l.home.join(".config/twofactor");
+        std::os::unix::fs::chown(&dir, Some(USER + 1), None).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(
+            err.contains(&format!(
+                "{} is owned by uid {} (only root or uid {USER} may own it)",
+                dir.display(),
+                USER + 1
+            )),
+            "{err}"
+        );
+        // Above the home too.
+        std::os::unix::fs::chown(&dir, Some(USER), None).unwrap();
+        std::os::unix::fs::chown(&l.base, Some(USER + 1), None).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(err.contains("is owned by uid"), "{err}");
+    }
+
+    #[test]
+    fn symbolic_links_are_followed_to_the_home_and_refused_below_it() {
+        let l = layout();
+        let linked_home = l.base.join("linked-home");
+        symlink(&l.home, &linked_home).unwrap();
+        let through_link = linked_home.join(".config/twofactor/enrollment.json");
+        assert_eq!(
+            read_user(&through_link, &linked_home).unwrap().as_slice(),
+            b"{}"
+        );
+        // The home's real path is what is checked.
+        fs::set_permissions(&l.base, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = refusal(&through_link, &linked_home);
+        assert!(err.contains(&l.base.display().to_string()), "{err}");
+        fs::set_permissions(&l.base, fs::Permissions::from_mode(0o755)).unwrap();
+
+        let config = l.home.join(".config");
+        fs::rename(&config, l.home.join("real-config")).unwrap();
+        symlink(l.home.join("real-config"), &config).unwrap();
+        let err = refusal(&l.file, &l.home);
+        assert!(
+            err.contains(&format!(
+                "{} is a symbolic link (refused)",
+                config.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn outside_the_home_the_users_area_starts_at_their_first_directory() {
+        let l = layout();
+        let area = l.base.join("enroll");
+        owned_dir(&area, 0, 0o755);
+        owned_dir(&area.join("alice"), USER, 0o700);
+        let file = area.join("alice/enrollment.json");
+        write(&file, "{}", 0o600);
+        std::os::unix::fs::chown(&file, Some(USER), Some(USER)).unwrap();
+        // /tmp above it is sticky and writable by all: accepted there.
+        assert_eq!(read_user(&file, &l.home).unwrap().as_slice(), b"{}");
+        fs::set_permissions(&area, fs::Permissions::from_mode(0o1777)).unwrap();
+        read_user(&file, &l.home).unwrap();
+        fs::set_permissions(&area, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = refusal(&file, &l.home);
+        assert!(err.contains("writable by group or others"), "{err}");
+        // The file's own directory is always held to the strict rule.
+        fs::set_permissions(&area, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(area.join("alice"), Some(0), Some(0)).unwrap();
+        fs::set_permissions(area.join("alice"), fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = refusal(&file, &l.home);
+        assert!(err.contains("(mode 1777)"), "{err}");
+        // No climbing.
+        let climbing = area.join("alice/../alice/enrollment.json");
+        let err = refusal(&climbing, &l.home);
+        assert!(err.contains("'..'"), "{err}");
     }
 
     #[test]

@@ -260,7 +260,10 @@ fn enrollment_keeps_credentials_and_stays_compatible() {
     let err = Enrollment::parse(&dup.to_toml(), "t")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("two security keys"), "{err}");
+    assert!(
+        err.contains("security key 2 has the name of an earlier one"),
+        "{err}"
+    );
     let dup = Enrollment {
         fido2: vec![
             a.clone(),
@@ -276,10 +279,12 @@ fn enrollment_keeps_credentials_and_stays_compatible() {
     // An enrollment written before security keys still parses.
     let old = "version = 1\n[totp]\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n";
     assert!(Enrollment::parse(old, "t").unwrap().fido2.is_empty());
-    // A bad public key is refused with the key's name.
+    // A bad public key is refused with the key's place in the file; its
+    // name is the user's text and is not quoted.
     let bad = text.replace("algorithm = \"eddsa\"", "algorithm = \"es256\"");
     let err = Enrollment::parse(&bad, "t").unwrap_err().to_string();
-    assert!(err.contains("usb-c"), "{err}");
+    assert!(err.contains("security key 2: "), "{err}");
+    assert!(!err.contains("usb-c"), "{err}");
 }
 
 fn b64(bytes: &[u8]) -> String {

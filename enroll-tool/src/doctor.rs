@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES};
+use twofactor_core::error::FileProblem;
 use twofactor_core::files::{read_checked_text, FileRequirements};
 use twofactor_core::ratelimit::{self, locked_until};
 use twofactor_core::state::FailureKind;
@@ -909,17 +910,30 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                 continue;
             }
             Err(err) => {
+                let fix = match err {
+                    twofactor_core::Error::File {
+                        problem: FileProblem::UnsafeParent(_),
+                        ..
+                    } => format!(
+                        "make each directory from the home (or from the first directory {0} \
+                         owns) down to the enrollment owned by {0} or root and not writable by \
+                         group or others (chmod go-w), and check that the enrollment is still \
+                         the one {0} made",
+                        account.name
+                    ),
+                    _ => format!(
+                        "fix the file's owner and mode (chmod 0600), or enroll again: \
+                         'twofactor enroll --force' as {}",
+                        account.name
+                    ),
+                };
                 doctor.problem(
                     "user",
                     format!(
                         "{}'s enrollment is refused by the module ({err}): {services} refuse {}",
                         account.name, account.name
                     ),
-                    format!(
-                        "fix the file's owner and mode (chmod 0600), or enroll again: \
-                         'twofactor enroll --force' as {}",
-                        account.name
-                    ),
+                    fix,
                 );
                 continue;
             }

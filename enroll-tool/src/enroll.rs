@@ -290,6 +290,8 @@ fn preflight_dirs(path: &Path, account: &Account) -> Result<(), CliError> {
     if enrollment_file::exists(parent)? {
         return enrollment_file::check_parent_dir(path, account);
     }
+    // The directories that do exist must already be ones the module accepts.
+    enrollment_file::unsafe_directory(path, account)?;
     let mut ancestor = parent;
     while let Some(up) = ancestor.parent() {
         ancestor = up;

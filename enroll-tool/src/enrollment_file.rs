@@ -23,7 +23,7 @@ use twofactor_core::enrollment::{
 };
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{
-    self, atomic_write, describe_io_error, read_checked_text, FileRequirements,
+    self, atomic_write, describe_io_error, read_user_file_text, FileRequirements,
 };
 
 use crate::account::Account;
@@ -43,15 +43,15 @@ fn requirements(account: &Account) -> FileRequirements {
     FileRequirements::secret_of(account.uid.as_raw(), MAX_ENROLLMENT_BYTES)
 }
 
-/// Read the enrollment the way the module does (owner, mode, parent
-/// directory, size, then parse), from the legacy file when `path` does not
-/// exist. `Ok(None)`: there is none.
+/// Read the enrollment the way the module does (owner, mode, every
+/// directory from the home down, size, then parse), from the legacy file
+/// when `path` does not exist. `Ok(None)`: there is none.
 pub fn load(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
     read_with_legacy(path, |file| read(file, account))
 }
 
 fn read(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
-    match read_checked_text(path, &requirements(account)) {
+    match read_user_file_text(path, &account.home, &requirements(account)) {
         Ok(text) => Enrollment::parse(&text, &path.display().to_string()).map(Some),
         Err(err) if err.is_missing_file() => Ok(None),
         Err(err) => Err(err),
@@ -168,24 +168,15 @@ pub fn create_parent_dirs(path: &Path) -> Result<(), CliError> {
         })
 }
 
-/// The module refuses an enrollment whose directory others could write to
-/// (the file could be swapped under it); refuse to write one there, rather
-/// than hand out codes that will never work. Same rule as the module's.
+/// The module refuses an enrollment in a directory that others could
+/// change, from the home down (the file could be swapped or moved away);
+/// refuse to write one there, rather than hand out codes that will never
+/// work. Same rule as the module's, through the same function.
 pub fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> {
     let Some(parent) = path.parent() else {
         return Ok(());
     };
-    files::check_parent(path, account.uid.as_raw()).map_err(|problem| match problem {
-        FileProblem::Missing | FileProblem::Io(_) => {
-            CliError::System(format!("cannot use {}: {problem}", parent.display()))
-        }
-        _ => CliError::Refused(format!(
-            "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
-             its directory to be owned by root or by {} and not writable by group or others",
-            path.display(),
-            account.name
-        )),
-    })?;
+    unsafe_directory(path, account)?;
     // Checked now, before anything is generated, so the failure is reported
     // plainly rather than through the temporary file's name.
     unistd::access(parent, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
@@ -196,6 +187,35 @@ pub fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> 
             err.desc()
         ))
     })
+}
+
+/// The refusal for an enrollment path whose directories the module would
+/// not accept ([`files::open_user_dir`]); `Ok` also when a directory is
+/// missing, as long as the ones above it are safe: it can be created.
+pub fn unsafe_directory(path: &Path, account: &Account) -> Result<(), CliError> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    match files::open_user_dir(parent, &account.home, account.uid.as_raw()) {
+        Ok(_) | Err(FileProblem::Missing) => Ok(()),
+        Err(problem) => Err(refusal(path, parent, account, problem)),
+    }
+}
+
+fn refusal(path: &Path, parent: &Path, account: &Account, problem: FileProblem) -> CliError {
+    match problem {
+        FileProblem::Missing | FileProblem::Io(_) => {
+            CliError::System(format!("cannot use {}: {problem}", parent.display()))
+        }
+        _ => CliError::Refused(format!(
+            "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
+             every directory from the home (or from the first directory {} owns) down to \
+             it to be owned by root or by {} and not writable by group or others",
+            path.display(),
+            account.name,
+            account.name
+        )),
+    }
 }
 
 /// Replace the file with `enrollment` (atomically, mode 0600, in the format

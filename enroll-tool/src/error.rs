@@ -5,6 +5,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use twofactor_core::audit::escape_control_chars;
+
 /// The request was refused or malformed: bad usage, not allowed, would
 /// destroy an existing enrollment. Retrying the same command will not help.
 pub const EXIT_REFUSED: u8 = 1;
@@ -57,8 +59,9 @@ impl CliError {
         }
     }
 
-    /// The message, guaranteed to be a single line: scripts and log
-    /// collectors read stderr line by line.
+    /// The message, guaranteed to be a single line without control
+    /// characters: scripts and log collectors read stderr line by line, and
+    /// a path or a value from a user's file must not drive the terminal.
     pub fn message(&self) -> String {
         let text = match self {
             CliError::Refused(text) | CliError::System(text) => text.clone(),
@@ -66,7 +69,7 @@ impl CliError {
                 format!("interrupted ({}); {outcome}", signal_name(*signal))
             }
         };
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        one_line(&text)
     }
 
     /// Print the error to stderr and return the matching exit code.
@@ -75,6 +78,13 @@ impl CliError {
         let _ = writeln!(io::stderr().lock(), "twofactor: {}", self.message());
         ExitCode::from(self.exit_code())
     }
+}
+
+/// `text` on one line (white space runs become one space) with every
+/// other control character escaped: what goes to stderr.
+pub fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    escape_control_chars(&joined).into_owned()
 }
 
 fn signal_name(signal: i32) -> String {
@@ -99,6 +109,8 @@ mod tests {
     fn messages_are_one_line() {
         let err = CliError::System("first\nsecond  third".into());
         assert_eq!(err.message(), "first second third");
+        let err = CliError::System("a \u{1b}]0;title\u{7}b\u{9b}c".into());
+        assert_eq!(err.message(), "a \\x1b]0;title\\x07b\\xc2\\x9bc");
         assert_eq!(err.exit_code(), EXIT_SYSTEM);
         assert_eq!(CliError::Refused("x".into()).exit_code(), EXIT_REFUSED);
         let interrupted = CliError::Interrupted {

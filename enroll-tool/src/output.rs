@@ -31,7 +31,7 @@ pub fn print(text: &str) -> Result<(), CliError> {
 
 /// One warning line on stderr (never fails: a closed stderr is ignored).
 pub fn warn(message: &str) {
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = crate::error::one_line(message);
     let _ = writeln!(io::stderr().lock(), "twofactor: warning: {message}");
 }
 

@@ -240,6 +240,120 @@ fn verify_accepts_an_oathtool_code_and_writes_nothing() {
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
 
+/// A user's file reaches the terminal only escaped: no escape sequence
+/// from a key, no value quoted.
+#[test]
+fn errors_about_a_hostile_enrollment_carry_no_control_character() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("enrollment.toml");
+    let path = sandbox.path("nobody/enrollment.toml");
+    let user = target_user();
+    for text in [
+        "version = 1\n\"x\\u001b]0;owned\\u0007\\u001b[2J\\r\\nforged\" = 1\n",
+        "version = 1\n[totp]\nsecret = 1234567890123456\n",
+    ] {
+        fs::write(&path, text).unwrap();
+        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let output = run_with_stdin(
+            sandbox.command("verify", &["--user", TARGET_USER]),
+            "123456\n",
+        );
+        assert_ne!(exit_code(&output), 0);
+        let message = assert_one_line_error(&output);
+        assert!(
+            message.contains("is invalid: unexpected field or value at line"),
+            "{message:?}"
+        );
+        assert!(
+            !message.trim_end().chars().any(char::is_control),
+            "{message:?}"
+        );
+        for quoted in ["forged", "owned", "1234567890123456"] {
+            assert!(!message.contains(quoted), "{message:?}");
+        }
+        let status = stdout(&sandbox.run("status", &["--user", TARGET_USER]));
+        assert!(
+            !status.contains('\u{1b}') && !status.contains("forged"),
+            "{status:?}"
+        );
+    }
+}
+
+/// The module's rule for the directories above an enrollment, applied by
+/// the tool through the same function: an unsafe directory is an error
+/// even when the file is gone, never "not enrolled".
+#[test]
+fn status_and_verify_refuse_an_enrollment_in_an_unsafe_directory() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("twofactor/enrollment.json");
+    let enrolled = sandbox.enroll_json(&[]);
+    let uri = enrolled["otpauth_uri"].as_str().unwrap().to_string();
+    let user_dir = sandbox.path(TARGET_USER);
+    let dir = user_dir.join("twofactor");
+    let verify_now = || {
+        run_with_stdin(
+            sandbox.command("verify", &["--user", TARGET_USER]),
+            &format!("{}\n", oathtool_code(&uri, now())),
+        )
+    };
+    assert_eq!(status_json(&sandbox)["enrollment"]["status"], "enrolled");
+    assert_eq!(exit_code(&verify_now()), 0);
+
+    for (mode, shown) in [(0o777, "0777"), (0o770, "0770"), (0o1777, "1777")] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let expected = format!(
+            "{} is writable by group or others (mode {shown})",
+            dir.display()
+        );
+        let report = status_json(&sandbox);
+        assert_eq!(report["enrollment"]["status"], "unusable", "{report}");
+        let error = report["enrollment"]["error"].as_str().unwrap();
+        assert!(error.contains(&expected), "{error}");
+        let output = verify_now();
+        assert_ne!(exit_code(&output), 0);
+        let message = assert_one_line_error(&output);
+        assert!(message.contains(&expected), "{message}");
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // Another user could move the enrollment's directory away.
+    fs::set_permissions(&user_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::rename(&dir, user_dir.join("moved")).unwrap();
+    let expected = format!(
+        "{} is writable by group or others (mode 0777)",
+        user_dir.display()
+    );
+    let report = status_json(&sandbox);
+    assert_eq!(report["enrollment"]["status"], "unusable", "{report}");
+    assert!(report["enrollment"]["error"]
+        .as_str()
+        .unwrap()
+        .contains(&expected));
+    let message = assert_one_line_error(&verify_now());
+    assert!(message.contains(&expected), "{message}");
+    assert!(!message.contains("has no enrollment"), "{message}");
+
+    // A directory of the path that is a symbolic link.
+    fs::set_permissions(&user_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(user_dir.join("moved"), &dir).unwrap();
+    let message = assert_one_line_error(&verify_now());
+    assert!(
+        message.contains(&format!("{} is a symbolic link (refused)", dir.display())),
+        "{message}"
+    );
+    // Enrolling there is refused too, before anything is asked.
+    let output = sandbox.run(
+        "enroll",
+        &["--user", TARGET_USER, "--non-interactive", "--force"],
+    );
+    let message = assert_one_line_error(&output);
+    assert!(
+        message.contains("is not a safe place for an enrollment"),
+        "{message}"
+    );
+}
+
 #[test]
 fn verify_tells_replayed_spent_and_wrong_codes_apart() {
     require_root();

@@ -80,7 +80,9 @@ impl System for HostSystem {
                 )
             })?;
             let requirements = FileRequirements::secret_of(account.uid, MAX_ENROLLMENT_BYTES);
-            match files::read_checked_text(path, &requirements) {
+            // Every directory from the home down is checked: one that others
+            // can write fails the login even when the file is not there.
+            match files::read_user_file_text(path, &account.home, &requirements) {
                 Ok(text) => text,
                 Err(e) if e.is_missing_file() => return Ok(None),
                 Err(e) => return Err(e),

@@ -23,7 +23,7 @@ use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
-use twofactor_integration_tests::users::user;
+use twofactor_integration_tests::users::{user, TestUser};
 
 const NOW: u64 = 1_800_000_000;
 const KILL_TRIALS: usize = 1000;
@@ -802,6 +802,149 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `u`'s enrollment at the default path, `~/.config/twofactor/enrollment.json`,
+/// with the directories private to the user.
+fn enroll_in_home(u: &TestUser, text: &str) -> Result<PathBuf, Failed> {
+    let dir = u.home.join(".config/twofactor");
+    fs::create_dir_all(&dir)?;
+    for d in [u.home.join(".config"), dir.clone()] {
+        chown(&d, Some(u.uid), Some(u.uid))?;
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700))?;
+    }
+    let path = dir.join("enrollment.json");
+    let _ = fs::remove_file(&path);
+    fs::write(&path, text)?;
+    chown(&path, Some(u.uid), Some(u.uid))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok(path)
+}
+
+/// Every directory from the home down to the enrollment is checked, under
+/// `unenrolled = "ignore"` and with a module after this one that lets
+/// everyone in: a directory others can change must fail the login, never
+/// pass it on as "not enrolled".
+fn unsafe_directories_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "chain", "", "");
+    fs::write(
+        &stack.config_path,
+        format!(
+            "state_dir = \"{}\"\nunenrolled = \"ignore\"\n",
+            stack.state_dir.display()
+        ),
+    )?;
+    stack.write_stack(&format!(
+        "auth required {} config={}\nauth required pam_permit.so\n",
+        test_clock_module().display(),
+        stack.config_path.display()
+    ));
+    let enrolled = Enrolled::standard();
+    let text = enrolled.enrollment.to_json().to_string();
+    let wrong = wrong_code(&enrolled, NOW);
+
+    // The normal layout: the code decides; no enrollment passes on.
+    let u = user(23);
+    enroll_in_home(&u, &text)?;
+    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("normal: {}", result.code),
+    )?;
+    let result = login_from(&stack, &u.name, &[&wrong], NOW, None);
+    check(
+        result.code == code::AUTH_ERR,
+        format!("normal, wrong code: {}", result.code),
+    )?;
+    let result = login_from(&stack, &user(24).name, &[], NOW, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("not enrolled: {}", result.code),
+    )?;
+
+    // A home reached through a symbolic link (/home on another disk).
+    let u = user(25);
+    enroll_in_home(&u, &text)?;
+    let real_homes = ns.scratch.join("real-homes");
+    fs::create_dir_all(&real_homes)?;
+    fs::set_permissions(&real_homes, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&u.home, real_homes.join(&u.name))?;
+    std::os::unix::fs::symlink(real_homes.join(&u.name), &u.home)?;
+    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+    check(
+        result.code == code::SUCCESS,
+        format!("linked home: {}", result.code),
+    )?;
+
+    type Spoil = fn(&TestUser) -> Result<(), std::io::Error>;
+    let cases: [(u32, &str, Spoil, &str); 5] = [
+        (
+            26,
+            // Another user renamed the enrollment's directory away.
+            "world-writable, enrollment moved away",
+            |u| {
+                let config = u.home.join(".config");
+                fs::set_permissions(&config, fs::Permissions::from_mode(0o777))?;
+                fs::rename(config.join("twofactor"), config.join("moved"))
+            },
+            "/.config is writable by group or others (mode 0777)",
+        ),
+        (
+            27,
+            "group-writable",
+            |u| fs::set_permissions(u.home.join(".config"), fs::Permissions::from_mode(0o770)),
+            "/.config is writable by group or others (mode 0770)",
+        ),
+        (
+            28,
+            "sticky",
+            |u| fs::set_permissions(u.home.join(".config"), fs::Permissions::from_mode(0o1777)),
+            "/.config is writable by group or others (mode 1777)",
+        ),
+        (
+            29,
+            "owned by another user",
+            |u| {
+                let other = user(39).uid;
+                chown(u.home.join(".config"), Some(other), Some(other))?;
+                fs::set_permissions(u.home.join(".config"), fs::Permissions::from_mode(0o755))
+            },
+            "/.config is owned by uid 61039 (only root or uid",
+        ),
+        (
+            30,
+            "symbolic link",
+            |u| {
+                let config = u.home.join(".config");
+                fs::rename(&config, u.home.join("real-config"))?;
+                std::os::unix::fs::symlink(u.home.join("real-config"), &config)
+            },
+            "/.config is a symbolic link (refused)",
+        ),
+    ];
+    for (index, name, spoil, expected) in cases {
+        let u = user(index);
+        let path = enroll_in_home(&u, &text)?;
+        spoil(&u)?;
+        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        check(
+            result.code == code::AUTHINFO_UNAVAIL,
+            format!("{name}: code {} (expected AUTHINFO_UNAVAIL)", result.code),
+        )?;
+        let wanted = format!(
+            "{} is in an unsafe directory: {}{expected}",
+            path.display(),
+            u.home.display()
+        );
+        check(
+            stack.wait_for_log(|l| l.contains(&wanted) && l.contains(&format!("user={}", u.name))),
+            format!(
+                "{name}: no log line with {wanted:?}; lines: {:#?}",
+                stack.log_lines()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let events = ns.scratch.join("notify-events");
     let script = ns.scratch.join("notify.sh");
@@ -917,6 +1060,10 @@ fn main() {
             ),
             ("disk_full_fails_closed", disk_full_fails_closed),
             ("odd_homes", odd_homes),
+            (
+                "unsafe_directories_fail_closed",
+                unsafe_directories_fail_closed,
+            ),
             (
                 "notify_command_is_run_and_bounded",
                 notify_command_is_run_and_bounded,

@@ -377,6 +377,24 @@ fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
         .join("enroll")
         .join(&setup.account.name)
         .join("enrollment.json");
+    // A directory above it that others can write: the module refuses the
+    // enrollment even once it is moved away, and so does doctor.
+    let enroll_root = setup.dir.join("enroll");
+    fs::set_permissions(&enroll_root, fs::Permissions::from_mode(0o777))?;
+    let unsafe_root = format!(
+        "{} is writable by group or others (mode 0777)",
+        enroll_root.display()
+    );
+    expect_problem(&setup.doctor(&[]), &unsafe_root)?;
+    let moved = enroll_root.join("moved");
+    fs::rename(enroll_root.join(&setup.account.name), &moved)?;
+    let output = setup.doctor(&[]);
+    expect_problem(&output, &unsafe_root)?;
+    check(problems(&output)[0].contains("chmod go-w"), || {
+        shown(&output)
+    })?;
+    fs::rename(&moved, enroll_root.join(&setup.account.name))?;
+    fs::set_permissions(&enroll_root, fs::Permissions::from_mode(0o755))?;
     fs::set_permissions(&enrollment, fs::Permissions::from_mode(0o644))?;
     expect_problem(&setup.doctor(&[]), "enrollment is refused by the module")?;
     fs::remove_file(&enrollment)?;

@@ -496,6 +496,84 @@ fn hostile_enrollment_files_fail_closed(ns: &TestNamespace) -> Result<(), Failed
     assert_not_logged(&enrolled.code_at(NOW))
 }
 
+/// A line forged into an enrollment's key: if it reached the log as it is,
+/// a log reader would see a second factor accepted for root.
+const FORGED: &str = "Jan  1 00:00:00 sshd[1]: pam_twofactor(sshd:auth): second factor accepted: user=root method=totp";
+
+fn hostile_toml_enrollment_cannot_forge_log_lines(ns: &TestNamespace) -> Result<(), Failed> {
+    let enrolled = Enrolled::standard();
+    let documents = [
+        (
+            "hostile-key",
+            // TOML escapes: the key holds a line break, ESC, BEL and CR.
+            format!("version = 1\n\"x\\n{FORGED}\\u001b[2J\\u0007\\r\" = 1\n"),
+            "is invalid: unexpected field or value at line 2, column 1",
+        ),
+        (
+            "hostile-secret",
+            "version = 1\n[totp]\nsecret = 1234567890123456\n".to_string(),
+            "is invalid: unexpected field or value at line 3, column 10",
+        ),
+        (
+            "hostile-both",
+            format!(
+                "version = 1\n[totp]\nsecret = 1234567890123456\n\"\\r\\n{FORGED}\\u0007\" = 2\n"
+            ),
+            "is invalid: unexpected field or value at line 4, column 1",
+        ),
+    ];
+    for ((service, text, expected), index) in documents.into_iter().zip([29, 37, 38]) {
+        let stack = stack(ns, service, "", "");
+        let u = user(index);
+        // Version 1's file name beside a missing enrollment.json: read as
+        // TOML by the module.
+        stack.user_dir(&u);
+        let legacy = stack.enrollment_path(&u).with_file_name("enrollment.toml");
+        fs::write(&legacy, &text)?;
+        chown(&legacy, Some(u.uid), Some(u.uid))?;
+        fs::set_permissions(&legacy, fs::Permissions::from_mode(0o600))?;
+
+        let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
+        check(
+            result.code == code::AUTHINFO_UNAVAIL,
+            format!(
+                "{service}: code {} (expected AUTHINFO_UNAVAIL)",
+                result.code
+            ),
+        )?;
+        assert_logged(&stack, expected)?;
+        // As a syslog daemon writes them: one line per line break.
+        let lines: Vec<String> = stack
+            .log_lines()
+            .iter()
+            .flat_map(|datagram| datagram.split(['\n', '\r']).map(str::to_string))
+            .filter(|line| !line.is_empty())
+            .collect();
+        check(
+            lines.len() == 1,
+            format!("{service}: expected one log line, got {lines:#?}"),
+        )?;
+        let line = &lines[0];
+        check(
+            !line.bytes().any(|b| b < 0x20 || b == 0x7f),
+            format!("{service}: control character in {line:?}"),
+        )?;
+        check(
+            line.contains(&legacy.display().to_string())
+                && (line.contains(&format!("user={} ", u.name))
+                    || line.ends_with(&format!("user={}", u.name))),
+            format!("{service}: {line:?}"),
+        )?;
+        for quoted in ["1234567890123456", "second factor accepted", "user=root"] {
+            check(
+                !line.contains(quoted),
+                format!("{service}: the log line quotes {quoted:?}: {line:?}"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The module followed by pam_unix with use_first_pass: the login succeeds
 /// only if the module handed on exactly the password part.
 fn with_pam_unix(stack: &Stack, args: &str) {
@@ -813,6 +891,10 @@ fn main() {
             (
                 "hostile_enrollment_files_fail_closed",
                 hostile_enrollment_files_fail_closed,
+            ),
+            (
+                "hostile_toml_enrollment_cannot_forge_log_lines",
+                hostile_toml_enrollment_cannot_forge_log_lines,
             ),
             ("password_stacking", password_stacking),
             (

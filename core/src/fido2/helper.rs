@@ -145,7 +145,10 @@ pub fn decode_line<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, String> {
     if line.len() > MAX_LINE_BYTES {
         return Err("line too long".into());
     }
-    serde_json::from_str(line.trim_end()).map_err(|e| format!("malformed message: {e}"))
+    // serde_json's message quotes the line, which carries the device's
+    // answers: kind and position only.
+    serde_json::from_str(line.trim_end())
+        .map_err(|e| format!("malformed message: {}", crate::error::redact_json_error(&e)))
 }
 
 #[cfg(test)]

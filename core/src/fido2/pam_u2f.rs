@@ -78,7 +78,7 @@ fn parse_entry(entry: &str) -> Result<U2fCredential, String> {
     let algorithm = match fields.get(2).map(|c| c.trim()) {
         None | Some("es256") => Algorithm::Es256,
         Some("eddsa") => Algorithm::EdDsa,
-        Some(other) => return Err(format!("unsupported COSE type {other:?}")),
+        Some(_) => return Err("unsupported COSE type (es256 and eddsa are supported)".into()),
     };
     let key_bytes = if old_format {
         hex::decode(public_key).map_err(|_| "public key is not hex".to_string())?
