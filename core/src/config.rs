@@ -162,6 +162,20 @@ impl Default for Config {
     }
 }
 
+/// Read the configuration at `path`: root-owned, not writable by group or
+/// others, at most [`MAX_CONFIG_BYTES`], valid. A missing file means the
+/// (secure) defaults only where `missing_means_defaults` (the default path);
+/// a file someone named must exist, since its settings were expected to
+/// apply. The module and `twofactor` both read it through here.
+pub fn load(path: &std::path::Path, missing_means_defaults: bool) -> Result<Config, Error> {
+    let requirements = crate::files::FileRequirements::root_policy(MAX_CONFIG_BYTES);
+    match crate::files::read_checked_text(path, &requirements) {
+        Ok(text) => Config::parse(&text, &path.display().to_string()),
+        Err(e) if missing_means_defaults && e.is_missing_file() => Ok(Config::default()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Config {
     /// Parse and validate a configuration document; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {

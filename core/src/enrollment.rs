@@ -56,6 +56,21 @@ pub fn legacy_path(path: &Path) -> Option<PathBuf> {
     (path.file_name()? == CURRENT_FILE_NAME).then(|| path.with_file_name(LEGACY_FILE_NAME))
 }
 
+/// Read the enrollment file at `path` of the user `owner` whose home is
+/// `home`: a regular file the user owns, no group or other access, every
+/// directory from the home down safe ([`crate::files::read_user_file_text`]),
+/// at most [`MAX_ENROLLMENT_BYTES`], then parsed. `Ok(None)`: no such file.
+/// The caller holds the user's file-system identity (the module) or is the
+/// user (`twofactor`).
+pub fn read_file(path: &Path, owner: u32, home: &Path) -> Result<Option<Enrollment>, Error> {
+    let requirements = crate::files::FileRequirements::secret_of(owner, MAX_ENROLLMENT_BYTES);
+    match crate::files::read_user_file_text(path, home, &requirements) {
+        Ok(text) => Enrollment::parse(&text, &path.display().to_string()).map(Some),
+        Err(e) if e.is_missing_file() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Read the enrollment at `path` with `read` (`Ok(None)`: no such file), or,
 /// when there is none, from its [`legacy_path`]. An error is never passed
 /// over for the other file: a broken file fails closed.

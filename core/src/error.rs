@@ -83,6 +83,9 @@ pub enum Error {
     },
     /// A configuration value is out of range or unknown.
     Config(String),
+    /// The user database could not be asked (an NSS or LDAP outage): not
+    /// "no such user", and not the configuration's fault.
+    Lookup(String),
 }
 
 impl Error {
@@ -118,6 +121,7 @@ impl fmt::Display for Error {
             Error::File { path, problem } => format!("{} {}", shown_path(path), problem),
             Error::Parse { what, why } => format!("{what} is invalid: {why}"),
             Error::Config(why) => format!("configuration error: {why}"),
+            Error::Lookup(why) => format!("user database unavailable: {why}"),
         };
         // Values from users are escaped where they are put into a message;
         // this makes sure no path that forgot to can break a log line.

@@ -317,6 +317,13 @@ pub fn validate_rp_id(rp_id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The relying-party id of this host under `config`: the configured one,
+/// or `pam://HOSTNAME`. The module asks keys for it and `twofactor` gives
+/// it to new credentials: one function, so they cannot disagree.
+pub fn relying_party(config: &crate::config::Config) -> String {
+    effective_rp_id(&config.fido2_rp_id, &crate::account::host_name())
+}
+
 /// The relying-party id of this system: `configured`, or `pam://HOSTNAME`
 /// when that is empty (pam_u2f's default, so keys registered with
 /// `pamu2fcfg` on this host match).

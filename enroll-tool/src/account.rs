@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use nix::unistd::{self, Gid, Uid, User};
 
-use twofactor_core::state::state_name;
-
 use crate::error::CliError;
 
 /// A user account as the password database describes it.
@@ -26,23 +24,24 @@ pub struct Account {
     pub state_name: String,
 }
 
-impl From<User> for Account {
-    fn from(user: User) -> Self {
-        // A failed lookup here only shows the alias's own (older) state;
-        // reset-lockout, which writes, looks it up strictly.
-        let name_of_uid = User::from_uid(user.uid).ok().flatten().map(|u| u.name);
+impl From<twofactor_core::account::Account> for Account {
+    fn from(account: twofactor_core::account::Account) -> Self {
         Account {
-            state_name: state_name(&user.name, name_of_uid),
-            name: user.name,
-            uid: user.uid,
-            gid: user.gid,
-            home: user.dir,
+            name: account.name,
+            uid: Uid::from_raw(account.uid),
+            gid: Gid::from_raw(account.gid),
+            home: account.home,
+            state_name: account.state_name,
         }
     }
 }
 
-fn lookup_failed(what: &str, err: nix::Error) -> CliError {
-    CliError::System(format!("cannot look up {what}: {}", err.desc()))
+/// The account named `name`, looked up as the module looks it up.
+pub fn by_name(name: &str) -> Result<Account, CliError> {
+    match twofactor_core::account::by_name(name)? {
+        Some(account) => Ok(account.into()),
+        None => Err(CliError::Refused(format!("unknown user {name:?}"))),
+    }
 }
 
 /// The user whose enrollment to change: `requested` if given, else the
@@ -53,19 +52,14 @@ fn lookup_failed(what: &str, err: nix::Error) -> CliError {
 pub fn resolve_target(requested: Option<&str>) -> Result<Account, CliError> {
     let caller = unistd::getuid();
     let Some(name) = requested else {
-        return match User::from_uid(caller) {
-            Ok(Some(user)) => Ok(user.into()),
-            Ok(None) => Err(CliError::Refused(format!(
+        return match twofactor_core::account::by_uid(caller.as_raw())? {
+            Some(account) => Ok(account.into()),
+            None => Err(CliError::Refused(format!(
                 "your uid {caller} has no entry in the user database; use --user NAME"
             ))),
-            Err(err) => Err(lookup_failed(&format!("uid {caller}"), err)),
         };
     };
-    let target: Account = match User::from_name(name) {
-        Ok(Some(user)) => user.into(),
-        Ok(None) => return Err(CliError::Refused(format!("unknown user {name:?}"))),
-        Err(err) => return Err(lookup_failed(&format!("user {name:?}"), err)),
-    };
+    let target = by_name(name)?;
     if target.uid != caller && !caller.is_root() {
         return Err(CliError::Refused(format!(
             "only root may act for another user (you are uid {caller}, {name:?} is uid {}); \

@@ -19,12 +19,10 @@ use nix::unistd::{self, AccessFlags};
 
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::{
-    expand_path, legacy_path, read_with_legacy, Enrollment, EnrollmentFormat, MAX_ENROLLMENT_BYTES,
+    expand_path, legacy_path, read_with_legacy, Enrollment, EnrollmentFormat,
 };
 use twofactor_core::error::FileProblem;
-use twofactor_core::files::{
-    self, atomic_write, describe_io_error, read_user_file_text, FileRequirements,
-};
+use twofactor_core::files::{self, atomic_write, describe_io_error};
 
 use crate::account::Account;
 use crate::error::CliError;
@@ -39,10 +37,6 @@ pub fn path_of(config: &Config, account: &Account) -> Result<PathBuf, CliError> 
     )?)
 }
 
-fn requirements(account: &Account) -> FileRequirements {
-    FileRequirements::secret_of(account.uid.as_raw(), MAX_ENROLLMENT_BYTES)
-}
-
 /// Read the enrollment the way the module does (owner, mode, every
 /// directory from the home down, size, then parse), from the legacy file
 /// when `path` does not exist. `Ok(None)`: there is none.
@@ -51,11 +45,7 @@ pub fn load(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofac
 }
 
 fn read(path: &Path, account: &Account) -> Result<Option<Enrollment>, twofactor_core::Error> {
-    match read_user_file_text(path, &account.home, &requirements(account)) {
-        Ok(text) => Enrollment::parse(&text, &path.display().to_string()).map(Some),
-        Err(err) if err.is_missing_file() => Ok(None),
-        Err(err) => Err(err),
-    }
+    twofactor_core::enrollment::read_file(path, account.uid.as_raw(), &account.home)
 }
 
 /// Which of an enrollment's files exist: the configured one and the legacy

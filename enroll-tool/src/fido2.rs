@@ -16,8 +16,7 @@ use twofactor_core::config::Config;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::fido2::pam_u2f::parse_u2f_keys;
 use twofactor_core::fido2::{
-    effective_rp_id, new_challenge, parse_registration, validate_name, Credential, Origin,
-    MAX_CREDENTIALS,
+    new_challenge, parse_registration, validate_name, Credential, Origin, MAX_CREDENTIALS,
 };
 use twofactor_core::files::{read_checked_text, FileRequirements};
 use twofactor_fido2_hid::{attached, Attached, Key};
@@ -46,16 +45,9 @@ pub fn run(args: &Fido2Args) -> Result<(), CliError> {
     }
 }
 
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// The relying-party id new credentials get.
+/// The relying-party id new credentials get: the one the module asks for.
 pub fn relying_party(config: &Config) -> String {
-    effective_rp_id(&config.fido2_rp_id, &hostname())
+    twofactor_core::fido2::relying_party(config)
 }
 
 #[derive(Serialize)]

@@ -3,10 +3,9 @@
 //! lock the module takes, so a concurrent login cannot lose the change.
 //! Replay protection and spent backup codes are kept.
 
-use nix::unistd::User;
 use serde::Serialize;
 
-use twofactor_core::state::{state_name, StateStore};
+use twofactor_core::state::StateStore;
 
 use crate::account;
 use crate::cli::ResetLockoutArgs;
@@ -26,31 +25,16 @@ struct ResetReport<'a> {
 pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
     account::require_root("reset a lockout")?;
     let config = system_config::load(args.config.as_deref())?;
-    let user = match User::from_name(&args.user) {
-        Ok(Some(user)) => user,
-        Ok(None) => return Err(CliError::Refused(format!("unknown user {:?}", args.user))),
-        Err(err) => {
-            return Err(CliError::System(format!(
-                "cannot look up user {:?}: {}",
-                args.user,
-                err.desc()
-            )))
-        }
-    };
-    let name_of_uid = User::from_uid(user.uid)
-        .map_err(|err| {
-            CliError::System(format!("cannot look up uid {}: {}", user.uid, err.desc()))
-        })?
-        .map(|owner| owner.name);
-    let state_name = state_name(&user.name, name_of_uid);
+    let user = account::by_name(&args.user)?;
+    let state_name = &user.state_name;
     let store = StateStore::new(&config.state_dir);
     let exists = |name: &str| store.state_path(name).exists();
-    let cleared = if exists(&state_name) || exists(&user.name) {
+    let cleared = if exists(state_name) || exists(&user.name) {
         // Read even a file grown too large for a login (failures recorded
         // with huge origins by earlier versions), so that it can be repaired
         // without losing the replay protection it holds.
-        let mut locked = store.lock_for_repair(&state_name, 0, Some(user.gid.as_raw()))?;
-        if state_name != user.name {
+        let mut locked = store.lock_for_repair(state_name, 0, Some(user.gid.as_raw()))?;
+        if *state_name != user.name {
             store.absorb_alias(&mut locked, &user.name, 0)?;
         }
         let count = locked

@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use twofactor_core::config::{Config, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES};
-use twofactor_core::files::{read_checked_text, FileRequirements};
+use twofactor_core::config::{Config, DEFAULT_CONFIG_PATH};
 
 use crate::error::CliError;
 
@@ -32,14 +31,9 @@ pub fn load(explicit_path: Option<&Path>) -> Result<Config, CliError> {
 }
 
 fn load_from(path: &Path, missing_means_defaults: bool) -> Result<Config, CliError> {
-    // The module's own checks (root-owned, not writable by others): enrolling
-    // must never follow a configuration the module would refuse.
-    let text = match read_checked_text(path, &FileRequirements::root_policy(MAX_CONFIG_BYTES)) {
-        Ok(text) => text,
-        Err(err) if missing_means_defaults && err.is_missing_file() => return Ok(Config::default()),
-        Err(err) => return Err(err.into()),
-    };
-    Ok(Config::parse(&text, &path.display().to_string())?)
+    // The module's own reading: enrolling must never follow a configuration
+    // the module would refuse.
+    Ok(twofactor_core::config::load(path, missing_means_defaults)?)
 }
 
 #[cfg(test)]

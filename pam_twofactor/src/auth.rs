@@ -6,11 +6,8 @@
 
 use std::path::Path;
 
-use twofactor_core::config::{
-    Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, MAX_CONFIG_BYTES,
-};
+use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT};
 use twofactor_core::enrollment::{expand_path, read_with_legacy, Enrollment};
-use twofactor_core::files::{self, FileRequirements};
 use twofactor_core::ratelimit::{self, Locks};
 use twofactor_core::secret::SecretString;
 use twofactor_core::state::{FailureKind, LockedState, LoginState, StateStore};
@@ -63,17 +60,12 @@ pub fn decide_code(outcome: &Outcome) -> PamCode {
     }
 }
 
-/// Read the configuration: a missing file at the default path means the
-/// (secure) defaults; a file named with `config=` must exist. Either way it
-/// must be root-owned and not writable by group or others.
-pub fn load_config(args: &ModuleArgs) -> Result<Config, Error> {
-    let path = args.config_path();
-    let mut config =
-        match files::read_checked_text(&path, &FileRequirements::root_policy(MAX_CONFIG_BYTES)) {
-            Ok(text) => Config::parse(&text, &path.display().to_string())?,
-            Err(e) if e.is_missing_file() && !args.config_is_explicit() => Config::default(),
-            Err(e) => return Err(e),
-        };
+/// The configuration of this login: the file (through the [`System`]: a
+/// missing file at the default path means the secure defaults, a file
+/// named with `config=` must exist; see [`twofactor_core::config::load`]),
+/// then the module arguments over it.
+pub fn load_config(system: &dyn System, args: &ModuleArgs) -> Result<Config, Error> {
+    let mut config = system.configuration(&args.config_path(), args.config_is_explicit())?;
     args.apply(&mut config)?;
     Ok(config)
 }
@@ -212,7 +204,7 @@ impl Login<'_> {
                 return Outcome::Misconfigured;
             }
         };
-        let config = match load_config(&args) {
+        let config = match load_config(self.system, &args) {
             Ok(config) => config,
             Err(e) => {
                 self.log

@@ -7,13 +7,16 @@
 //! enrollments come from memory ([`FakeSystem`]); the login state is the real
 //! [`StateStore`] in a temporary directory, owned by the test's euid.
 //!
-//! `load_config` insists on a root-owned configuration file. As root (how CI
-//! runs) the harness writes one and passes `config=`; otherwise it passes
-//! every key the flow reads as a module argument, which override whatever
-//! the default `/etc/security/pam_twofactor.toml` holds (an explicit
-//! `config=` naming a missing file is an error, so there is no way to say "no
-//! file"). `harness_configuration_is_the_one_the_tests_assume` checks that
-//! either way the flow sees the intended settings.
+//! The configuration comes through the [`System`] too: [`FakeSystem`] serves
+//! the default path (`/etc/security/pam_twofactor.toml`) from memory and
+//! refuses to read anything else under `/etc`, so a host's own file (its
+//! limits, its `notify_command`) never reaches these tests; a file named
+//! with `config=` is read from the test's directory by the real reading
+//! code, which insists on a root-owned file. As root (how CI runs) the
+//! harness writes one and passes `config=`; otherwise it passes every key
+//! the flow reads as a module argument over the in-memory default.
+//! `harness_configuration_is_the_one_the_tests_assume` checks that either
+//! way the flow sees the intended settings.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -23,7 +26,9 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use twofactor_core::backup;
-use twofactor_core::config::{UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT, DEFAULT_PROMPT};
+use twofactor_core::config::{
+    Config, UnenrolledPolicy, DEFAULT_CONFIG_PATH, DEFAULT_FORWARD_PASS_PROMPT, DEFAULT_PROMPT,
+};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::error::FileProblem;
 use twofactor_core::origin::TerminalSession;
@@ -218,6 +223,8 @@ struct FakeSystem {
     move_in_flight: RefCell<Option<(PathBuf, Enrollment)>>,
     moved: RefCell<HashMap<PathBuf, Enrollment>>,
     terminal_session: Option<TerminalSession>,
+    /// What the default configuration path holds for these tests.
+    default_config: Config,
 }
 
 impl System for FakeSystem {
@@ -240,6 +247,18 @@ impl System for FakeSystem {
 
     fn state_owner(&self) -> u32 {
         euid()
+    }
+
+    fn configuration(&self, path: &Path, explicit: bool) -> Result<Config, Error> {
+        if path == Path::new(DEFAULT_CONFIG_PATH) && !explicit {
+            return Ok(self.default_config.clone());
+        }
+        assert!(
+            !path.starts_with("/etc"),
+            "a flow test would read {} from the host",
+            path.display()
+        );
+        twofactor_core::config::load(path, !explicit)
     }
 
     fn terminal_session(&self) -> Option<TerminalSession> {
@@ -471,13 +490,39 @@ fn prompt_answered(answer: &str) -> Vec<Expect> {
 #[test]
 fn harness_configuration_is_the_one_the_tests_assume() {
     let h = Harness::new();
-    let config = load_config(&ModuleArgs::parse(&h.base_args).unwrap())
+    let config = load_config(&h.system, &ModuleArgs::parse(&h.base_args).unwrap())
         .unwrap_or_else(|e| panic!("the test configuration does not load: {e}"));
     assert_eq!(config.enrollment_path, ENROLLMENT_TEMPLATE);
     assert_eq!(Path::new(&config.state_dir), h.state_dir());
     assert_eq!(config.prompt, PROMPT);
     assert_eq!(config.window, 1);
     assert_eq!(config.unenrolled, UnenrolledPolicy::Fail);
+}
+
+#[test]
+fn the_flow_reads_no_configuration_from_the_host() {
+    let mut h = Harness::new();
+    h.enroll("alice");
+    // What the host's file would say never matters: the default path is
+    // served by the fake, and every other path under /etc is refused.
+    h.system.default_config = Config {
+        prompt: "Fake default prompt: ".into(),
+        state_dir: h.state_dir().to_string_lossy().into_owned(),
+        enrollment_path: ENROLLMENT_TEMPLATE.into(),
+        ..Config::default()
+    };
+    // No config=, no overrides: the default path alone.
+    h.base_args.clear();
+    let mut session = ScriptedSession::new(
+        "alice",
+        vec![Expect::prompt("Fake default prompt: ", &totp_code(NOW))],
+    );
+    assert_eq!(h.login(&mut session, &[]), PamCode::Success);
+    let read_etc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        h.system
+            .configuration(Path::new("/etc/security/other.toml"), true)
+    }));
+    assert!(read_etc.is_err(), "the fake let a test read /etc");
 }
 
 #[test]

@@ -10,8 +10,7 @@ use twofactor_core::config::{Config, Fido2Policy};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::fido2::helper::FailureKind;
 use twofactor_core::fido2::{
-    client_data_hash, effective_rp_id, new_challenge, verify_assertion, Credential, Expectation,
-    Refusal,
+    client_data_hash, new_challenge, verify_assertion, Credential, Expectation, Refusal,
 };
 use twofactor_core::state::Method;
 
@@ -41,15 +40,6 @@ pub fn has_usable_method(config: &Config, enrollment: &Enrollment) -> bool {
         || (config.fido2 != Fido2Policy::Off && !enrollment.fido2.is_empty())
 }
 
-/// The relying-party id of this system.
-pub fn relying_party(config: &Config) -> String {
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
-    effective_rp_id(&config.fido2_rp_id, &host)
-}
-
 impl Login<'_> {
     /// Try the user's security key, if this login can use one.
     pub(crate) fn security_key_step(
@@ -65,7 +55,7 @@ impl Login<'_> {
             return KeyStep::AskCode;
         }
         let required = config.fido2 == Fido2Policy::Required;
-        let rp_id = relying_party(config);
+        let rp_id = twofactor_core::fido2::relying_party(config);
         let credentials: Vec<Credential> = enrollment
             .fido2
             .iter()
