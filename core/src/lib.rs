@@ -11,6 +11,7 @@
 )]
 
 pub mod account;
+pub mod attempt;
 pub mod audit;
 pub mod backup;
 pub mod config;

@@ -16,7 +16,6 @@ pub mod auth;
 mod auth_tests;
 pub mod clock;
 pub mod fido2_device;
-pub mod fido2_login;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

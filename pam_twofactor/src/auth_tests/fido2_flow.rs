@@ -9,8 +9,8 @@ use twofactor_core::fido2::{client_data_hash, parse_registration, Assertion, Cre
 use twofactor_soft_authenticator::{Alg, Behaviour, SoftAuthenticator};
 
 use super::*;
+use crate::auth::{PIN_PROMPT, TOUCH_CUE};
 use crate::fido2_device::{DeviceError, Found};
-use crate::fido2_login::{PIN_PROMPT, TOUCH_CUE};
 
 const RP: &str = "pam://flow-test";
 const RP_ARG: &str = "fido2_rp_id=pam://flow-test";

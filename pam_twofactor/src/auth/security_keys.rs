@@ -14,8 +14,8 @@ use twofactor_core::fido2::{
 };
 use twofactor_core::state::Method;
 
+use super::login::{LogContext, Login, Outcome};
 use crate::args::{ModuleArgs, PassMode};
-use crate::auth::{LogContext, Login, Outcome};
 use crate::fido2_device::DeviceError;
 use crate::log::{sanitize, Severity};
 use crate::session::Session;
@@ -62,7 +62,7 @@ impl Login<'_> {
             .filter(|c| c.rp_id == rp_id)
             .cloned()
             .collect();
-        let why_not = if context.host.is_some() && !config.fido2_remote {
+        let why_not = if context.host().is_some() && !config.fido2_remote {
             Some("remote login (fido2_remote = false)".to_string())
         } else if args.forward_pass || args.pass_mode == PassMode::UseFirstPass {
             Some("the code is taken from the password (forward_pass/use_first_pass)".to_string())
@@ -80,7 +80,7 @@ impl Login<'_> {
                     Severity::Warning,
                     &format!(
                         "second factor refused: a security key is required (fido2 = required) but cannot be used: {why}: {}",
-                        context.fields
+                        context.fields()
                     ),
                 );
                 return KeyStep::Done(Outcome::Refused);
@@ -92,14 +92,14 @@ impl Login<'_> {
             Attempt::NotUsed { log, tell } => {
                 self.log.record(
                     Severity::Notice,
-                    &format!("security key not used: {log}: {}", context.fields),
+                    &format!("security key not used: {log}: {}", context.fields()),
                 );
                 if required {
                     self.log.record(
                         Severity::Warning,
                         &format!(
                             "second factor refused: a security key is required (fido2 = required): {}",
-                            context.fields
+                            context.fields()
                         ),
                     );
                     self.tell(session, &format!("{tell}."));
@@ -110,7 +110,7 @@ impl Login<'_> {
                         Severity::Warning,
                         &format!(
                             "second factor refused: no code method enrolled to fall back to: {}",
-                            context.fields
+                            context.fields()
                         ),
                     );
                     self.tell(session, &format!("{tell}."));
@@ -163,7 +163,7 @@ impl Login<'_> {
                             Severity::Warning,
                             &format!(
                                 "no answer to the PIN prompt (conversation failed): {}",
-                                context.fields
+                                context.fields()
                             ),
                         );
                         return Attempt::Finished(Outcome::NoAnswer);
@@ -235,7 +235,7 @@ impl Login<'_> {
                     Severity::Error,
                     &format!(
                         "second factor refused: login state unusable: {e}: {}",
-                        context.fields
+                        context.fields()
                     ),
                 );
                 return Outcome::Unavailable;
@@ -276,7 +276,7 @@ impl Login<'_> {
                 );
                 locked.state.record_success(Method::SecurityKey, self.now);
                 if config.grace_period > 0 {
-                    if let Some(origin) = context.origin.as_deref() {
+                    if let Some(origin) = context.origin() {
                         locked.state.record_grace(origin, self.now);
                     }
                 }
@@ -285,7 +285,7 @@ impl Login<'_> {
                         Severity::Error,
                         &format!(
                             "second factor refused: login state unusable: {e}: {}",
-                            context.fields
+                            context.fields()
                         ),
                     );
                     return Outcome::Unavailable;
@@ -294,7 +294,7 @@ impl Login<'_> {
                     Severity::Info,
                     &format!(
                         "second factor accepted: {} method=security-key{}{}",
-                        context.fields,
+                        context.fields(),
                         key_fields(Some(credential)),
                         if verified.user_verified {
                             " uv=yes"
@@ -319,7 +319,7 @@ impl Login<'_> {
                     severity,
                     &format!(
                         "second factor refused: security key assertion rejected: {refusal}{clone}: {} method=security-key{}",
-                        context.fields,
+                        context.fields(),
                         key_fields(signer)
                     ),
                 );
