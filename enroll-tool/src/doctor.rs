@@ -23,7 +23,7 @@ use serde::Serialize;
 use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES};
 use twofactor_core::error::FileProblem;
 use twofactor_core::files::{read_checked_text, FileRequirements};
-use twofactor_core::ratelimit::{self, locked_until};
+use twofactor_core::ratelimit::{self, Locks};
 use twofactor_core::state::FailureKind;
 use twofactor_core::verify::{clock_problem, remaining_backup_codes};
 
@@ -997,10 +997,10 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
             );
         }
         if let Some(state) = &view {
-            let limits = config.limits();
-            let locks: Vec<u64> = [FailureKind::Code, FailureKind::BackupCode]
+            let local = Locks::of_login(state, &config.limits(), None, now);
+            let locks: Vec<u64> = [local.code, local.backup_code]
                 .into_iter()
-                .filter_map(|kind| locked_until(state, &limits, kind, None, now))
+                .flatten()
                 .collect();
             if locks.len() == 2 || (locks.len() == 1 && enrollment.backup_codes.is_empty()) {
                 let until = locks.iter().copied().min().unwrap_or(now);

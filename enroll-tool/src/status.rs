@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use twofactor_core::config::{Config, UnenrolledPolicy};
 use twofactor_core::enrollment::Enrollment;
-use twofactor_core::ratelimit::locked_until;
+use twofactor_core::ratelimit::Locks;
 use twofactor_core::state::{FailureKind, LoginState, StateStore};
 use twofactor_core::verify::{clock_problem, remaining_backup_codes};
 
@@ -239,8 +239,9 @@ fn lockout(config: &Config, state: &LoginState, now: u64) -> Lockout {
             }
         }
         for host in seen {
+            let locks = Locks::of_login(state, &limits, Some(host), now);
             for kind in [FailureKind::Code, FailureKind::BackupCode] {
-                if let Some(until) = locked_until(state, &limits, kind, Some(host), now) {
+                if let Some(until) = locks.of(kind) {
                     hosts.push(HostLock {
                         host: host.to_string(),
                         kind: kind_name(kind),
@@ -251,16 +252,11 @@ fn lockout(config: &Config, state: &LoginState, now: u64) -> Lockout {
             }
         }
     }
+    let local = Locks::of_login(state, &limits, None, now);
     Lockout {
         by_host: limits.by_host,
-        codes: lock(locked_until(state, &limits, FailureKind::Code, None, now)),
-        backup_codes: lock(locked_until(
-            state,
-            &limits,
-            FailureKind::BackupCode,
-            None,
-            now,
-        )),
+        codes: lock(local.code),
+        backup_codes: lock(local.backup_code),
         hosts,
     }
 }

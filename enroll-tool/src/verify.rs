@@ -15,7 +15,7 @@ use std::io::{self, BufRead, IsTerminal, Read};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use twofactor_core::ratelimit::locked_until;
+use twofactor_core::ratelimit::Locks;
 use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_core::verify::{check_code, Kinds, Verdict};
 
@@ -185,7 +185,7 @@ fn lock_for(
         Some("backup-code") => FailureKind::BackupCode,
         _ => FailureKind::Code,
     };
-    locked_until(state, &config.limits(), kind, None, now)
+    Locks::of_login(state, &config.limits(), None, now).of(kind)
 }
 
 fn read_stdin_line() -> Result<Zeroizing<String>, CliError> {
