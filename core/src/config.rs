@@ -318,52 +318,55 @@ impl Config {
     /// Apply one `key=value` override (a module argument). Unknown keys and
     /// unparsable values are errors.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
-        let invalid = || Error::Config(format!("invalid value for {key}"));
+        let invalid = |accepted: &str| {
+            Error::Config(format!("invalid value for {key} (accepted: {accepted})"))
+        };
+        let number = || invalid("a whole number");
+        let boolean = || invalid("true or false");
         match key {
             "enrollment_path" => self.enrollment_path = value.to_string(),
             "state_dir" => self.state_dir = value.to_string(),
             "prompt" => self.prompt = value.to_string(),
-            "window" => self.window = value.parse().map_err(|_| invalid())?,
-            "max_code_failures" => self.max_code_failures = value.parse().map_err(|_| invalid())?,
+            "window" => self.window = value.parse().map_err(|_| number())?,
+            "max_code_failures" => self.max_code_failures = value.parse().map_err(|_| number())?,
             "code_failure_window" => {
-                self.code_failure_window = value.parse().map_err(|_| invalid())?
+                self.code_failure_window = value.parse().map_err(|_| number())?
             }
             "max_backup_code_failures" => {
-                self.max_backup_code_failures = value.parse().map_err(|_| invalid())?
+                self.max_backup_code_failures = value.parse().map_err(|_| number())?
             }
             "backup_code_failure_window" => {
-                self.backup_code_failure_window = value.parse().map_err(|_| invalid())?
+                self.backup_code_failure_window = value.parse().map_err(|_| number())?
             }
             "rate_limit_by_host" => {
-                self.rate_limit_by_host = value.parse().map_err(|_| invalid())?
+                self.rate_limit_by_host = value.parse().map_err(|_| boolean())?
             }
             "max_code_failures_all_hosts" => {
-                self.max_code_failures_all_hosts = Some(value.parse().map_err(|_| invalid())?)
+                self.max_code_failures_all_hosts = Some(value.parse().map_err(|_| number())?)
             }
             "max_backup_code_failures_all_hosts" => {
-                self.max_backup_code_failures_all_hosts =
-                    Some(value.parse().map_err(|_| invalid())?)
+                self.max_backup_code_failures_all_hosts = Some(value.parse().map_err(|_| number())?)
             }
-            "grace_period" => self.grace_period = value.parse().map_err(|_| invalid())?,
+            "grace_period" => self.grace_period = value.parse().map_err(|_| number())?,
             "fido2" => {
                 self.fido2 = match value {
                     "optional" => Fido2Policy::Optional,
                     "required" => Fido2Policy::Required,
                     "off" => Fido2Policy::Off,
-                    _ => return Err(invalid()),
+                    _ => return Err(invalid("\"optional\", \"required\" or \"off\"")),
                 }
             }
             "fido2_rp_id" => self.fido2_rp_id = value.to_string(),
-            "fido2_timeout" => self.fido2_timeout = value.parse().map_err(|_| invalid())?,
+            "fido2_timeout" => self.fido2_timeout = value.parse().map_err(|_| number())?,
             "fido2_user_verification" => {
-                self.fido2_user_verification = value.parse().map_err(|_| invalid())?
+                self.fido2_user_verification = value.parse().map_err(|_| boolean())?
             }
-            "fido2_remote" => self.fido2_remote = value.parse().map_err(|_| invalid())?,
+            "fido2_remote" => self.fido2_remote = value.parse().map_err(|_| boolean())?,
             "unenrolled" => {
                 self.unenrolled = match value {
                     "fail" => UnenrolledPolicy::Fail,
                     "ignore" => UnenrolledPolicy::Ignore,
-                    _ => return Err(invalid()),
+                    _ => return Err(invalid("\"fail\" or \"ignore\"")),
                 }
             }
             _ => return Err(Error::Config(format!("unknown option {key:?}"))),

@@ -52,6 +52,78 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(25);
 /// a signal, or did not finish in time (it is then killed and reaped). An
 /// empty `command` is an error too; callers check for one first.
 ///
+/// Why a notify_command did not succeed. Its Display is the one-line
+/// reason for a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyError {
+    /// No program is configured.
+    Empty,
+    /// The program could not be started.
+    NotStarted {
+        /// the program
+        program: String,
+        /// why
+        why: String,
+    },
+    /// It exited with a non-zero status.
+    Failed {
+        /// the program
+        program: String,
+        /// its exit status
+        status: i32,
+    },
+    /// A signal ended it.
+    Killed {
+        /// the program
+        program: String,
+        /// the signal
+        signal: i32,
+    },
+    /// It did not finish in time; `cleanup` says what became of it.
+    TimedOut {
+        /// the program
+        program: String,
+        /// the time it had
+        timeout: Duration,
+        /// "was killed", or why killing or reaping it failed
+        cleanup: String,
+    },
+    /// Waiting for it failed (it was then killed and reaped).
+    Wait {
+        /// the program
+        program: String,
+        /// why
+        why: String,
+    },
+}
+
+impl std::fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotifyError::Empty => write!(f, "notify_command is empty"),
+            NotifyError::NotStarted { program, why } => write!(f, "cannot run {program}: {why}"),
+            NotifyError::Failed { program, status } => {
+                write!(f, "{program} exited with status {status}")
+            }
+            NotifyError::Killed { program, signal } => {
+                write!(f, "{program} was killed by signal {signal}")
+            }
+            NotifyError::TimedOut {
+                program,
+                timeout,
+                cleanup,
+            } => write!(
+                f,
+                "{program} did not finish within {} ms{cleanup}",
+                timeout.as_millis()
+            ),
+            NotifyError::Wait { program, why } => write!(f, "cannot wait for {program}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
 /// Only the program itself is killed on a timeout: anything it started in
 /// the background lives on, but it inherited no descriptor of ours (its
 /// standard streams are `/dev/null`), so it holds nothing of ours open.
@@ -60,9 +132,9 @@ pub fn run_notify_command(
     event: &str,
     user: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), NotifyError> {
     let Some((program, leading_args)) = command.split_first() else {
-        return Err("notify_command is empty".into());
+        return Err(NotifyError::Empty);
     };
     let mut child = Command::new(program)
         .args(leading_args)
@@ -82,7 +154,10 @@ pub fn run_notify_command(
         // of root's it inherited.
         .standard_streams_only()
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {}", describe_io_error(&e)))?;
+        .map_err(|e| NotifyError::NotStarted {
+            program: program.clone(),
+            why: describe_io_error(&e),
+        })?;
 
     let deadline = Instant::now() + timeout;
     let mut pause = FIRST_PAUSE;
@@ -94,7 +169,10 @@ pub fn run_notify_command(
                 let reason = describe_io_error(&e);
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("cannot wait for {program}: {reason}"));
+                return Err(NotifyError::Wait {
+                    program: program.clone(),
+                    why: reason,
+                });
             }
         }
         let now = Instant::now();
@@ -106,32 +184,48 @@ pub fn run_notify_command(
     }
 }
 
-fn kill_after_timeout(child: &mut std::process::Child, program: &str, timeout: Duration) -> String {
-    let limit = format!("{program} did not finish within {} ms", timeout.as_millis());
-    match child.kill() {
+fn kill_after_timeout(
+    child: &mut std::process::Child,
+    program: &str,
+    timeout: Duration,
+) -> NotifyError {
+    let cleanup = match child.kill() {
         // It may have exited between the last poll and the kill; either way
         // the wait below reaps it.
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
-        Err(e) => return format!("{limit} and could not be killed: {}", describe_io_error(&e)),
-    }
-    match child.wait() {
-        Ok(_) => format!("{limit} and was killed"),
+        Ok(()) => None,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => None,
+        Err(e) => Some(format!(
+            " and could not be killed: {}",
+            describe_io_error(&e)
+        )),
+    };
+    let cleanup = cleanup.unwrap_or_else(|| match child.wait() {
+        Ok(_) => " and was killed".to_string(),
         Err(e) => format!(
-            "{limit}; it was killed but could not be reaped: {}",
+            "; it was killed but could not be reaped: {}",
             describe_io_error(&e)
         ),
+    });
+    NotifyError::TimedOut {
+        program: program.to_string(),
+        timeout,
+        cleanup,
     }
 }
 
-fn judge(program: &str, status: ExitStatus) -> Result<(), String> {
+fn judge(program: &str, status: ExitStatus) -> Result<(), NotifyError> {
     if status.success() {
         return Ok(());
     }
+    let program = program.to_string();
     match (status.code(), status.signal()) {
-        (Some(code), _) => Err(format!("{program} exited with status {code}")),
-        (None, Some(signal)) => Err(format!("{program} was killed by signal {signal}")),
-        (None, None) => Err(format!("{program} failed ({status})")),
+        (Some(status), _) => Err(NotifyError::Failed { program, status }),
+        (_, Some(signal)) => Err(NotifyError::Killed { program, signal }),
+        // Neither an exit status nor a signal: not something wait reports.
+        (None, None) => Err(NotifyError::Failed {
+            program,
+            status: -1,
+        }),
     }
 }
 
@@ -154,14 +248,22 @@ mod tests {
         );
         let err =
             run_notify_command(&strings(&["/bin/false"]), "enrolled", "alice", BOUND).unwrap_err();
-        assert_eq!(err, "/bin/false exited with status 1");
+        assert_eq!(
+            err,
+            NotifyError::Failed {
+                program: "/bin/false".into(),
+                status: 1
+            }
+        );
+        assert_eq!(err.to_string(), "/bin/false exited with status 1");
         let err = run_notify_command(
             &strings(&["/bin/sh", "-c", "exit 7"]),
             "enrolled",
             "alice",
             BOUND,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.ends_with("exited with status 7"), "{err}");
         let err = run_notify_command(
             &strings(&["/bin/sh", "-c", "kill -TERM $$"]),
@@ -169,7 +271,8 @@ mod tests {
             "alice",
             BOUND,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.ends_with("killed by signal 15"), "{err}");
     }
 
@@ -184,7 +287,8 @@ mod tests {
             "alice",
             Duration::from_millis(300),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(300), "{took:?} {err}");
         assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -242,19 +346,20 @@ mod tests {
             BOUND,
         )
         .unwrap_err();
+        assert!(matches!(err, NotifyError::NotStarted { .. }), "{err:?}");
         assert_eq!(
-            err,
+            err.to_string(),
             "cannot run /nonexistent/notify: No such file or directory"
         );
         let dir = tempfile::tempdir().unwrap();
         let err = run_notify_command(&strings(&[dir.path().to_str().unwrap()]), "e", "u", BOUND)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot run "), "{err}");
         assert!(!err.contains("os error"), "{err}");
-        assert_eq!(
-            run_notify_command(&[], "enrolled", "alice", BOUND).unwrap_err(),
-            "notify_command is empty"
-        );
+        let err = run_notify_command(&[], "enrolled", "alice", BOUND).unwrap_err();
+        assert_eq!(err, NotifyError::Empty);
+        assert_eq!(err.to_string(), "notify_command is empty");
     }
 
     #[test]

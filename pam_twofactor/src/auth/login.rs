@@ -160,7 +160,7 @@ impl Login<'_> {
                 Severity::Warning,
                 &format!(
                     "notify_command for {event} failed: {}: {}",
-                    sanitize(&why),
+                    sanitize(&why.to_string()),
                     context.fields()
                 ),
             );
