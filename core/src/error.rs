@@ -259,4 +259,13 @@ mod tests {
         let err = Error::Config("a\u{7}b".into());
         assert_eq!(err.to_string(), "configuration error: a\\x07b");
     }
+
+    #[test]
+    fn an_unavailable_user_database_is_its_own_error() {
+        let err = Error::Lookup("looking up user alice failed: Connection refused".into());
+        assert_eq!(
+            err.to_string(),
+            "user database unavailable: looking up user alice failed: Connection refused"
+        );
+    }
 }

@@ -63,22 +63,111 @@ pub struct GoogleAuthenticatorFile {
     pub other_options: Vec<String>,
 }
 
+/// Why a google-authenticator file cannot be imported. Its Display says
+/// where, for the user who runs the import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GaFileError {
+    /// No line at all.
+    Empty,
+    /// An option line where the secret belongs.
+    OptionFirst,
+    /// The first line is not a usable base32 secret.
+    Secret(String),
+    /// A line that is neither an option nor a scratch code.
+    NotOptionOrCode {
+        /// its number
+        line: usize,
+    },
+    /// More scratch codes than are kept.
+    TooManyScratchCodes {
+        /// the line of the first one too many
+        line: usize,
+    },
+    /// `"` alone.
+    UnnamedOption {
+        /// its number
+        line: usize,
+    },
+    /// An option whose value is missing or unusable.
+    BadOption {
+        /// its number
+        line: usize,
+        /// the option's name
+        option: String,
+        /// what is wrong
+        problem: OptionProblem,
+    },
+}
+
+/// What is wrong with an option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionProblem {
+    /// No value.
+    MissingValue,
+    /// A value that is not a number.
+    NotANumber,
+    /// A number too large.
+    TooLarge,
+    /// A step (of DISALLOW_REUSE) that is not a number.
+    StepNotANumber,
+}
+
+impl std::fmt::Display for GaFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GaFileError::Empty => write!(f, "the file is empty"),
+            GaFileError::OptionFirst => {
+                write!(f, "the first line must be the secret, not an option")
+            }
+            GaFileError::Secret(why) => write!(f, "line 1 is not a usable secret: {why}"),
+            GaFileError::NotOptionOrCode { line } => write!(
+                f,
+                "line {line} is neither an option (\" NAME) nor a scratch code \
+                 (eight digits, not starting with 0)"
+            ),
+            GaFileError::TooManyScratchCodes { line } => {
+                write!(
+                    f,
+                    "more than {MAX_SCRATCH_CODES} scratch codes (line {line})"
+                )
+            }
+            GaFileError::UnnamedOption { line } => {
+                write!(f, "line {line} is an option line without a name")
+            }
+            GaFileError::BadOption {
+                line,
+                option,
+                problem,
+            } => {
+                let what = match problem {
+                    OptionProblem::MissingValue => "is missing a value",
+                    OptionProblem::NotANumber => "has a value that is not a number",
+                    OptionProblem::TooLarge => "is too large",
+                    OptionProblem::StepNotANumber => "lists a step that is not a number",
+                };
+                write!(f, "line {line}: {option} {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GaFileError {}
+
 impl GoogleAuthenticatorFile {
     /// Parse the file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, GaFileError> {
         let mut lines = text.lines().enumerate();
         let secret_line = loop {
             match lines.next() {
                 Some((_, line)) if line.trim().is_empty() => continue,
                 Some((_, line)) => break line.trim(),
-                None => return Err("the file is empty".into()),
+                None => return Err(GaFileError::Empty),
             }
         };
         if secret_line.starts_with('"') {
-            return Err("the first line must be the secret, not an option".into());
+            return Err(GaFileError::OptionFirst);
         }
-        let secret = decode_base32_secret(secret_line)
-            .map_err(|why| format!("line 1 is not a usable secret: {why}"))?;
+        let secret = decode_base32_secret(secret_line).map_err(GaFileError::Secret)?;
         let mut file = GoogleAuthenticatorFile {
             secret,
             totp: false,
@@ -102,47 +191,48 @@ impl GoogleAuthenticatorFile {
                 continue;
             }
             let Some(code) = normalize_legacy(line) else {
-                return Err(format!(
-                    "line {number} is neither an option (\" NAME) nor a scratch code \
-                     (eight digits, not starting with 0)"
-                ));
+                return Err(GaFileError::NotOptionOrCode { line: number });
             };
             if !file.scratch_codes.iter().any(|known| **known == *code) {
                 file.scratch_codes.push(code);
             }
             if file.scratch_codes.len() > MAX_SCRATCH_CODES {
-                return Err(format!(
-                    "more than {MAX_SCRATCH_CODES} scratch codes (line {number})"
-                ));
+                return Err(GaFileError::TooManyScratchCodes { line: number });
             }
         }
         Ok(file)
     }
 
-    fn option(&mut self, number: usize, option: &str) -> Result<(), String> {
+    fn option(&mut self, number: usize, option: &str) -> Result<(), GaFileError> {
         let mut words = option.split_whitespace();
         let Some(name) = words.next() else {
-            return Err(format!("line {number} is an option line without a name"));
+            return Err(GaFileError::UnnamedOption { line: number });
         };
         let values: Vec<&str> = words.collect();
-        let bad = |what: &str| format!("line {number}: {name} {what}");
-        let number_at = |i: usize| -> Result<u64, String> {
+        let bad = |problem: OptionProblem| GaFileError::BadOption {
+            line: number,
+            option: name.to_string(),
+            problem,
+        };
+        let number_at = |i: usize| -> Result<u64, GaFileError> {
             values
                 .get(i)
-                .ok_or_else(|| bad("is missing a value"))?
+                .ok_or_else(|| bad(OptionProblem::MissingValue))?
                 .parse::<u64>()
-                .map_err(|_| bad("has a value that is not a number"))
+                .map_err(|_| bad(OptionProblem::NotANumber))
         };
         match name {
             "TOTP_AUTH" => self.totp = true,
             "HOTP_COUNTER" => self.hotp_counter = Some(number_at(0)?),
             "STEP_SIZE" => self.step_size = Some(number_at(0)?),
             "WINDOW_SIZE" => {
-                let size = u32::try_from(number_at(0)?).map_err(|_| bad("is too large"))?;
+                let size =
+                    u32::try_from(number_at(0)?).map_err(|_| bad(OptionProblem::TooLarge))?;
                 self.window_size = Some(size);
             }
             "RATE_LIMIT" => {
-                let attempts = u32::try_from(number_at(0)?).map_err(|_| bad("is too large"))?;
+                let attempts =
+                    u32::try_from(number_at(0)?).map_err(|_| bad(OptionProblem::TooLarge))?;
                 let seconds = number_at(1)?;
                 self.rate_limit = Some(RateLimit { attempts, seconds });
             }
@@ -151,15 +241,15 @@ impl GoogleAuthenticatorFile {
                     .iter()
                     .map(|v| v.parse::<u64>())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| bad("lists a step that is not a number"))?;
+                    .map_err(|_| bad(OptionProblem::StepNotANumber))?;
                 self.disallow_reuse = Some(steps);
             }
             "TIME_SKEW" => {
                 let skew = values
                     .first()
-                    .ok_or_else(|| bad("is missing a value"))?
+                    .ok_or_else(|| bad(OptionProblem::MissingValue))?
                     .parse::<i64>()
-                    .map_err(|_| bad("has a value that is not a number"))?;
+                    .map_err(|_| bad(OptionProblem::NotANumber))?;
                 self.time_skew = Some(skew);
             }
             other => {
@@ -262,9 +352,28 @@ mod tests {
             ),
             ("YQGZRSZWZ37QUXVQIOKA3HNRWI\n\"\n", "without a name"),
         ] {
-            let err = GoogleAuthenticatorFile::parse(text).err().unwrap();
+            let err = GoogleAuthenticatorFile::parse(text)
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(!err.contains("YQGZ") && !err.contains("98765"), "{err}");
         }
+    }
+
+    #[test]
+    fn errors_say_what_and_where_as_values() {
+        assert_eq!(
+            GoogleAuthenticatorFile::parse("").err(),
+            Some(GaFileError::Empty)
+        );
+        assert_eq!(
+            GoogleAuthenticatorFile::parse("YQGZRSZWZ37QUXVQIOKA3HNRWI\n\" STEP_SIZE x\n").err(),
+            Some(GaFileError::BadOption {
+                line: 2,
+                option: "STEP_SIZE".into(),
+                problem: OptionProblem::NotANumber
+            })
+        );
     }
 }

@@ -81,6 +81,7 @@ pub fn google_authenticator(data: &[u8]) {
             }
         }
         Err(why) => {
+            let why = why.to_string();
             assert_no_control_character(&why);
             assert_nothing_quoted(&why, text.split_whitespace());
         }
