@@ -709,6 +709,47 @@ fn package_contents_and_metadata(shared: &Shared) -> Result<(), Failed> {
     Ok(())
 }
 
+/// lintian, Debian's package checker, finds no error and no warning that
+/// packaging/deb/lintian-overrides does not override, and every override
+/// there is in use and has its reason in a comment right above it.
+fn lintian_finds_nothing_unexplained(shared: &Shared) -> Result<(), Failed> {
+    let deb = shared.deb()?;
+    let deb = deb.to_str().ok_or("path")?;
+    let output = run("lintian", &["--show-overrides", "--fail-on", "none", deb])?;
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    check(output.status.success(), || describe("lintian", &output))?;
+    let complaints: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    check(complaints.is_empty(), || {
+        format!("lintian complains (fix it, or override it with a reason):\n{report}")
+    })?;
+    let overridden: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("O: "))
+        .collect();
+    let overrides = fs::read_to_string(workspace().join("packaging/deb/lintian-overrides"))?;
+    let mut previous = "";
+    let mut count = 0;
+    for line in overrides.lines().map(str::trim) {
+        if !line.is_empty() && !line.starts_with('#') {
+            count += 1;
+            check(previous.starts_with('#'), || {
+                format!("lintian override without a comment saying why: {line}")
+            })?;
+            check(overridden.contains(&line), || {
+                format!("lintian override not in use (remove it): {line}\n{report}")
+            })?;
+        }
+        previous = line;
+    }
+    check(count > 0 && count == overridden.len(), || {
+        format!("overrides: {count}, used: {overridden:?}")
+    })?;
+    Ok(())
+}
+
 /// The module's arguments (from its parser's source) are all documented in
 /// pam_twofactor(8), and every key of the shipped configuration in
 /// pam_twofactor.toml(5).
@@ -842,6 +883,10 @@ fn main() {
             (
                 "package_contents_and_metadata",
                 package_contents_and_metadata,
+            ),
+            (
+                "lintian_finds_nothing_unexplained",
+                lintian_finds_nothing_unexplained,
             ),
             (
                 "man_pages_document_every_argument_and_key",
