@@ -37,8 +37,10 @@ Examples:
   twofactor enroll --user alice --non-interactive --json
   twofactor enroll --user alice --non-interactive --json --qr-file /tmp/alice.svg
 
-Interactive enrollment writes nothing until a correct code from the app is
-entered; Ctrl-C or end of input (Ctrl-D) leaves no file behind.
+Interactive enrollment writes no enrollment until a correct code from the
+app is entered. A --qr-file is written before the code is asked, so that it
+can be scanned meanwhile, and removed again if the enrollment is cancelled:
+Ctrl-C, end of input (Ctrl-D) or five wrong codes leave no file behind.
 
 The --json object has the keys user, uid, enrollment_path, issuer, account,
 otpauth_uri, secret, algorithm, digits, period, backup_codes, qr_file (a path
@@ -357,7 +359,8 @@ pub struct EnrollArgs {
 
     /// Also write the QR code to PATH, as SVG or PNG by its extension (.svg,
     /// .png). The file is created new (never overwritten), mode 0600: it holds
-    /// the secret.
+    /// the secret. It is written before the code is asked and removed again
+    /// if the enrollment is cancelled.
     #[arg(long, value_name = "PATH", value_parser = parse_qr_file)]
     pub qr_file: Option<PathBuf>,
 }
