@@ -175,11 +175,13 @@ pub fn check_parent_dir(path: &Path, account: &Account) -> Result<(), CliError> 
     let Some(parent) = path.parent() else {
         return Ok(());
     };
+    // Like every file that fails a safety check: a system error (exit 2),
+    // fixed on the system (chmod, chown), not by asking differently.
     files::check_parent(path, account.uid.as_raw()).map_err(|problem| match problem {
         FileProblem::Missing | FileProblem::Io(_) => {
             CliError::System(format!("cannot use {}: {problem}", parent.display()))
         }
-        _ => CliError::Refused(format!(
+        _ => CliError::System(format!(
             "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
              its directory to be owned by root or by {} and not writable by group or others",
             path.display(),

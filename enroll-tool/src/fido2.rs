@@ -19,7 +19,6 @@ use twofactor_core::fido2::{
     effective_rp_id, new_challenge, parse_registration, validate_name, Credential, Origin,
     MAX_CREDENTIALS,
 };
-use twofactor_core::files::{read_checked_text, FileRequirements};
 use twofactor_fido2_hid::{attached, Attached, Key};
 
 use crate::account::{self, Account};
@@ -412,18 +411,16 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| account.home.join(".config/Yubico/u2f_keys"));
     let now = output::now()?;
-    account::become_user(&account)?;
-    // pam_u2f's central file (authfile=/etc/u2f_mappings) is root's and
-    // readable by all; a per-user file is the user's. Either is accepted,
-    // but not one others may write.
-    let owner = match std::fs::metadata(&source) {
-        Ok(meta) if std::os::unix::fs::MetadataExt::uid(&meta) == 0 => 0,
-        _ => account.uid.as_raw(),
-    };
-    let text = read_checked_text(
+    let text = crate::import::read_source(
         &source,
-        &FileRequirements {
-            owner,
+        args.path.is_some(),
+        &account,
+        &crate::import::SourceRules {
+            what: "u2f_keys file",
+            // pam_u2f's central file (authfile=/etc/u2f_mappings) is root's,
+            // and readable by all or by root only; a per-user file is the
+            // user's. Either is accepted, but not one others may write.
+            root_may_own: true,
             forbidden_mode: 0o022,
             max_size: 256 * 1024,
         },
