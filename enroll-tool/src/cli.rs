@@ -221,6 +221,14 @@ Examples:
 
 Resident credentials ('*') and RS256 keys are skipped and reported. Keys
 already registered are left as they are. The file itself is not changed.
+'+pin' and '+verification' become user verification (the key's PIN or
+built-in verification is asked at each login). pam_twofactor always asks
+for a touch: a key set up without '+presence' is imported with a warning.
+
+The --json object has the keys user, source, enrollment_path, written,
+rp_id, imported ([{name, algorithm, rp_id, user_verification, origin,
+created, credential, pam_u2f_presence}]), already_registered and skipped
+([{position, reason}]).
 
 A PATH that root names is read with root's rights, so a central mapping
 file of root's (pam_u2f's authfile=, often mode 0600) works; otherwise the
