@@ -342,10 +342,29 @@ fn backup_codes_and_disable_ask_first() {
         BackupCheck::Accepted { .. }
     ));
 
+    let mut session = PtySession::spawn(&sandbox, "disable", &["totp", "--user", TARGET_USER]);
+    let question = session.expect("[y/N]");
+    assert!(
+        question.contains(
+            "This removes the TOTP secret of nobody: the authenticator app entry stops \
+             working for good. This cannot be undone.\n"
+        ) && question.ends_with("\nDisable TOTP for nobody? [y/N]"),
+        "{question}"
+    );
+    session.send("n\n");
+    let (status, _, errors) = session.finish();
+    assert_eq!(status.code(), Some(1), "{errors}");
+    assert!(read_enrollment(&sandbox.enrollment_path()).totp.is_some());
+
     let mut session = PtySession::spawn(&sandbox, "disable", &["all", "--user", TARGET_USER]);
     let question = session.expect("[y/N]");
     assert!(
-        question.contains("refused until you enroll again"),
+        question.contains(&format!(
+            "This removes every second factor of nobody: TOTP (the authenticator app entry) \
+             and the backup codes; {} is deleted. This cannot be undone.\n",
+            sandbox.enrollment_path().display()
+        )) && question.contains("refused until you enroll again")
+            && question.ends_with("\nRemove all second factors of nobody? [y/N]"),
         "{question}"
     );
     session.send("\x03");
