@@ -425,7 +425,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                  it (such as the password) are skipped",
                 line.place()
             ),
-            "use requisite (or required)",
+            "use requisite",
         ),
         "optional" => doctor.problem(
             "stack",
@@ -434,7 +434,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                  the second factor",
                 line.place()
             ),
-            "use requisite (or required)",
+            "use requisite",
         ),
         control => {
             let ignores_failure = control.split_whitespace().any(|action| {
@@ -455,7 +455,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                          wrong code does not stop {affected}",
                         line.place()
                     ),
-                    "use requisite (or required)",
+                    "use requisite",
                 );
             } else {
                 doctor.note(

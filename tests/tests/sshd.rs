@@ -108,7 +108,7 @@ fn sshd_stack(config: &Path) -> Result<String, String> {
     let installed = fs::read_to_string("/etc/pam.d/sshd")
         .map_err(|e| format!("read /etc/pam.d/sshd (is openssh-server installed?): {e}"))?;
     let module_line = format!(
-        "auth required {} config={}",
+        "auth requisite {} config={}",
         production_module().display(),
         config.display()
     );
