@@ -28,6 +28,8 @@ use crate::system::{Account, System};
 /// How long a login waits for the notify_command (a lockout or a backup code
 /// used): short, since the user is waiting.
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// At or below this many backup codes the user is told to make new ones.
+const LOW_BACKUP_CODES: usize = 3;
 
 /// How a login ended; [`decide_code`] maps it to the PAM return value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +143,28 @@ impl LogContext {
     }
 }
 
+/// "Only 2 backup codes left: ...", when a user who has backup codes is
+/// running out of them (known before the answer, so said before asking).
+fn low_backup_codes_reminder(
+    enrollment: &Enrollment,
+    state: Option<&LoginState>,
+) -> Option<String> {
+    if enrollment.backup_codes.is_empty() {
+        return None;
+    }
+    let remaining =
+        verify::remaining_backup_codes(enrollment, state.unwrap_or(&LoginState::default()));
+    let left = match remaining {
+        0 => "No backup codes left".to_string(),
+        1 => "Only 1 backup code left".to_string(),
+        n if n <= LOW_BACKUP_CODES => format!("Only {n} backup codes left"),
+        _ => return None,
+    };
+    Some(format!(
+        "{left}: make new ones with `twofactor backup-codes`."
+    ))
+}
+
 /// Everything one call of `pam_sm_authenticate` needs besides the session.
 pub struct Login<'a> {
     /// Accounts and files.
@@ -232,6 +256,10 @@ impl Login<'_> {
             return Outcome::Ignored;
         }
 
+        // Said before the prompt: a message after the last prompt reaches
+        // no OpenSSH client that runs quietly (-q, LogLevel error), while
+        // sshd puts messages before a prompt into the prompt itself.
+        let mut low_codes_reminder = None;
         if let Target::Enrolled(account, enrollment) = &target {
             // Only where the module asks for the code alone: with
             // forward_pass or use_first_pass the next module expects the
@@ -255,6 +283,7 @@ impl Login<'_> {
             if self.announce_lockout(session, &config, peeked.as_ref(), &context) {
                 return Outcome::Refused;
             }
+            low_codes_reminder = low_backup_codes_reminder(enrollment, peeked.as_ref());
         }
 
         // Failures a code in PAM_AUTHTOK counted under try_first_pass: taken
@@ -280,6 +309,9 @@ impl Login<'_> {
         } else {
             config.prompt.as_str()
         };
+        if let Some(reminder) = low_codes_reminder.filter(|_| !self.silent) {
+            session.info(&reminder);
+        }
         let answer = match session.prompt_hidden(prompt) {
             Ok(answer) => answer,
             Err(_) => {
@@ -675,7 +707,7 @@ impl Login<'_> {
                 "Backup code accepted. {remaining} backup code{} left.",
                 if remaining == 1 { "" } else { "s" }
             );
-            if remaining <= 3 {
+            if remaining <= LOW_BACKUP_CODES {
                 message.push_str(" Make new ones with `twofactor backup-codes`.");
             }
             session.info(&message);
