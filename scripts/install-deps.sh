@@ -12,6 +12,9 @@ if [ "${1:-}" = "--test" ]; then
     # spec, sudo/login/util-linux are driven on a terminal, and the real
     # google-authenticator writes the files that are imported.
     packages+=(dpkg-dev binutils rpm sudo login util-linux libpam-google-authenticator)
+    # The package test: lintian judges the .deb; man-db's `man -w` finds the
+    # pages that the .deb and scripts/install.sh install.
+    packages+=(lintian man-db)
     # FIDO2 end to end (tests/fido2-vm): a QEMU guest (software emulation)
     # with a busybox initramfs; the kernel is fetched with apt-get download.
     packages+=(qemu-system-x86 busybox-static)

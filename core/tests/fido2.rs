@@ -333,7 +333,25 @@ fn pam_u2f_lines_import_and_verify() {
     assert_eq!(import.credentials[0].public_key, es.public_key);
     assert!(!import.credentials[0].user_verification);
     assert!(import.credentials[1].user_verification);
+    assert!(import.credentials.iter().all(|c| c.user_presence));
     assert_eq!(import.credentials[1].public_key, ed.public_key);
+
+    // pamu2fcfg --no-user-presence leaves +presence out; --verify writes
+    // +verification.
+    let options = |options: &str| {
+        let line = format!(
+            "alice:{},{},es256,{options}\n",
+            b64(&es.credential_id),
+            b64(es_raw)
+        );
+        let credential = parse_u2f_keys(&line, "alice").credentials[0].clone();
+        (credential.user_presence, credential.user_verification)
+    };
+    assert_eq!(options("+presence"), (true, false));
+    assert_eq!(options(""), (false, false));
+    assert_eq!(options("+verification"), (false, true));
+    assert_eq!(options("+presence+verification"), (true, true));
+    assert_eq!(options("+pin"), (false, true));
 
     // The old (U2F era) format: websafe base64 handle, hex SEC1 key.
     let websafe = b64(&legacy.credential_id)
@@ -355,6 +373,7 @@ fn pam_u2f_lines_import_and_verify() {
     // Only the last line of a user counts, as in pam_u2f.
     assert_eq!(import.credentials.len(), 1);
     assert_eq!(import.credentials[0].credential_id, legacy.credential_id);
+    assert!(import.credentials[0].user_presence, "U2F always asked");
 
     // An imported credential verifies like a registered one.
     let imported = Credential {

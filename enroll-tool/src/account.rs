@@ -70,6 +70,11 @@ pub fn resolve_target(requested: Option<&str>) -> Result<Account, CliError> {
     Ok(target)
 }
 
+/// Is the caller root (real uid, as [`resolve_target`] judges)?
+pub fn caller_is_root() -> bool {
+    unistd::getuid().is_root()
+}
+
 /// Who is running the command, for audit lines: the login name of the real
 /// uid, or `uid N` when it has none.
 pub fn caller_name() -> String {

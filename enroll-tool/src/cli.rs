@@ -5,7 +5,36 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXAMPLES: &str = "\
+/// The exit status of every command (see `error.rs`), for `twofactor
+/// --help` and the EXIT STATUS section of twofactor(1).
+macro_rules! exit_status_rule {
+    () => {
+        "\
+Exit status, the same rule for every command:
+  0      done (verify: the code is valid; doctor: no problem found).
+  1      refused as asked: bad usage, not allowed, an unknown user, a
+         precondition not met (not enrolled, already enrolled without
+         --force, no such key, no security key attached, a named file that
+         does not exist), content understood but not supported (an HOTP
+         file, no usable key), not confirmed, or cancelled (end of input,
+         too many wrong codes); verify: the code is not valid; doctor:
+         problems found. Asking differently can succeed.
+  2      a file or the system is in the way: a file that cannot be read or
+         written, that fails a safety check (owner, permissions, symbolic
+         link, size, a directory others can write to) or that does not
+         parse (configuration, enrollment, login state, a file to import);
+         an I/O error or a failed lookup. The same command fails again
+         until the file or the system is fixed.
+  128+N  interrupted by signal N (130: Ctrl-C); nothing was written."
+    };
+}
+
+/// The exit-status rule, as shown by `--help`.
+#[cfg(test)]
+const EXIT_STATUS_RULE: &str = exit_status_rule!();
+
+const EXAMPLES: &str = concat!(
+    "\
 Examples:
   Set up TOTP and backup codes (QR code in the terminal, confirm one code):
     twofactor enroll
@@ -24,10 +53,9 @@ Examples:
     twofactor enroll --user alice --non-interactive --json --qr-file /tmp/alice.png
     twofactor reset-lockout --user alice
 
-Exit status: 0 success (verify: the code is valid); 1 refused, cancelled,
-bad usage, or (verify) a code that is not valid; 2 system error (I/O, bad
-configuration); 128+N interrupted by signal N (130 for Ctrl-C), nothing
-written.";
+",
+    exit_status_rule!()
+);
 
 const ENROLL_EXAMPLES: &str = "\
 Examples:
@@ -37,8 +65,10 @@ Examples:
   twofactor enroll --user alice --non-interactive --json
   twofactor enroll --user alice --non-interactive --json --qr-file /tmp/alice.svg
 
-Interactive enrollment writes nothing until a correct code from the app is
-entered; Ctrl-C or end of input (Ctrl-D) leaves no file behind.
+Interactive enrollment writes no enrollment until a correct code from the
+app is entered. A --qr-file is written before the code is asked, so that it
+can be scanned meanwhile, and removed again if the enrollment is cancelled:
+Ctrl-C, end of input (Ctrl-D) or five wrong codes leave no file behind.
 
 The --json object has the keys user, uid, enrollment_path, issuer, account,
 otpauth_uri, secret, algorithm, digits, period, backup_codes, qr_file (a path
@@ -47,9 +77,11 @@ or null) and replaced (true when --force replaced an enrollment).
 With --user, root acts as that user: every file is created by and owned by
 the user (so --qr-file must name a place the user can write, such as /tmp).
 
-Exit status: 0 enrolled; 1 refused (enrollment exists, not allowed, unknown
-user, no terminal, bad usage) or cancelled (end of input); 2 system error;
-130 Ctrl-C. In the last three cases nothing was written.";
+Exit status (the rule is in twofactor(1)): 0 enrolled; 1 refused
+(enrollment exists, not allowed, unknown user, no terminal, bad usage) or
+cancelled (end of input, five wrong codes); 2 a file or the system is in the
+way (an unsafe enrollment directory, a QR file that cannot be written); 130
+Ctrl-C.";
 
 const STATUS_EXAMPLES: &str = "\
 Examples:
@@ -62,9 +94,10 @@ last_success, recent_failures and lockout (see the README for their
 contents). New keys (such as methods.security_keys) may be added: ignore the
 ones you do not know.
 
-Exit status: 0 the status was shown (also when not enrolled, or when the
-login state cannot be read: that is part of the status); 1 refused or bad
-usage; 2 system error.";
+Exit status (the rule is in twofactor(1)): 0 the status was shown (also
+when not enrolled, or when the login state cannot be read: that is part of
+the status); 1 refused (not allowed, unknown user, bad usage); 2 a file or
+the system is in the way (an unsafe or invalid enrollment or configuration).";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -79,17 +112,19 @@ it does not get around the rate limits on guessing: it only tells you what
 your own enrollment file, which you can read anyway, already determines.
 Only root may check another user's codes (--user).
 
-Exit status: 0 the code is valid; 1 it is not (wrong, or valid but already
-used or spent: a login would refuse it), or no code was given, or refused;
-2 system error; 130 Ctrl-C.";
+Exit status (the rule is in twofactor(1)): 0 the code is valid; 1 it is
+not (wrong, or valid but already used or spent: a login would refuse it),
+or no code was given, or refused; 2 a file or the system is in the way;
+130 Ctrl-C.";
 
 const BACKUP_CODES_EXAMPLES: &str = "\
 Examples:
   twofactor backup-codes
   twofactor backup-codes --user alice --yes --json     # as root, from a script
 
-Exit status: 0 new codes written and shown; 1 refused, not enrolled, or not
-confirmed; 2 system error; 130 Ctrl-C (nothing written).";
+Exit status (the rule is in twofactor(1)): 0 new codes written and shown;
+1 refused, not enrolled, or not confirmed; 2 a file or the system is in the
+way; 130 Ctrl-C (nothing written).";
 
 const DISABLE_EXAMPLES: &str = "\
 Examples:
@@ -101,8 +136,9 @@ Examples:
 If the system requires a second factor (unenrolled = \"fail\"), logins through
 pam_twofactor are refused once nothing is enrolled, until you enroll again.
 
-Exit status: 0 disabled (or nothing to disable); 1 refused or not
-confirmed; 2 system error; 130 Ctrl-C (nothing changed).";
+Exit status (the rule is in twofactor(1)): 0 disabled (or nothing to
+disable); 1 refused or not confirmed; 2 a file or the system is in the way;
+130 Ctrl-C (nothing changed).";
 
 const RESET_LOCKOUT_EXAMPLES: &str = "\
 Examples:
@@ -112,8 +148,9 @@ Clears the failed attempts recorded in the root-owned login state, under
 the same lock the PAM module takes, so codes and backup codes are accepted
 again at once. Replay protection and spent backup codes are kept.
 
-Exit status: 0 cleared (or nothing to clear); 1 refused (not root, unknown
-user); 2 system error.";
+Exit status (the rule is in twofactor(1)): 0 cleared (or nothing to
+clear); 1 refused (not root, unknown user); 2 a file or the system is in the
+way (the login state cannot be read or written).";
 
 const IMPORT_EXAMPLES: &str = "\
 Examples:
@@ -121,9 +158,12 @@ Examples:
   twofactor import google-authenticator --dry-run        # only show what would happen
   twofactor import google-authenticator --user alice     # as root, for alice
 
-Exit status: 0 imported (or, with --dry-run, importable); 1 refused (an
-unsupported or malformed file, an existing enrollment without --force, not
-allowed); 2 system error. Nothing is written unless the import succeeds.";
+Exit status (the rule is in twofactor(1)), the same for every source: 0
+imported (or, with --dry-run, importable); 1 refused (the named file does
+not exist, its contents are not supported, an existing enrollment without
+--force, not allowed); 2 the file cannot be used (unsafe owner or
+permissions, unreadable, malformed) or another file or the system is in the
+way. Nothing is written unless the import succeeds.";
 
 const GOOGLE_AUTHENTICATOR_IMPORT_EXAMPLES: &str = "\
 Examples:
@@ -144,8 +184,14 @@ The --json object has the keys user, source, enrollment_path, written,
 replaced, totp ({algorithm, digits, period, secret_bits} or null),
 legacy_backup_codes and notes ([{option, outcome, text}]).
 
-Exit status: 0 imported; 1 refused (HOTP, unsupported step size, malformed
-file, enrollment exists without --force, not allowed); 2 system error.";
+A PATH that root names is read with root's rights, so root-only files kept
+outside the home work; it must be the user's, or root's in directories of
+root's. Otherwise the file is read with the user's rights.
+
+Exit status (the rule is in twofactor(1)): 0 imported; 1 refused (no such
+file, HOTP, unsupported step size, enrollment exists without --force, not
+allowed); 2 the file cannot be used (unsafe owner or permissions,
+unreadable, malformed) or the system is in the way.";
 
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
@@ -164,8 +210,8 @@ architecture, pam_sm_authenticate, needed libraries), never loaded.
 Run it as root: sshd's effective configuration ('sshd -T') needs root, and
 the user is, by default, the administrator who ran sudo (SUDO_USER).
 
-Exit status: 0 no problem found; 1 problems found (or refused); 2 system
-error (the PAM directory cannot be read).";
+Exit status (the rule is in twofactor(1)): 0 no problem found; 1 problems
+found (or refused); 2 the PAM directory cannot be read.";
 
 const PAM_U2F_IMPORT_EXAMPLES: &str = "\
 Examples:
@@ -175,9 +221,24 @@ Examples:
 
 Resident credentials ('*') and RS256 keys are skipped and reported. Keys
 already registered are left as they are. The file itself is not changed.
+'+pin' and '+verification' become user verification (the key's PIN or
+built-in verification is asked at each login). pam_twofactor always asks
+for a touch: a key set up without '+presence' is imported with a warning.
 
-Exit status: 0 imported (or, with --dry-run, importable); 1 refused (no
-usable key for the user, not allowed); 2 system error.";
+The --json object has the keys user, source, enrollment_path, written,
+rp_id, imported ([{name, algorithm, rp_id, user_verification, origin,
+created, credential, pam_u2f_presence}]), already_registered and skipped
+([{position, reason}]).
+
+A PATH that root names is read with root's rights, so a central mapping
+file of root's (pam_u2f's authfile=, often mode 0600) works; otherwise the
+file is read with the user's rights. It must be the user's or root's, and
+not writable by others.
+
+Exit status (the rule is in twofactor(1)): 0 imported (or, with --dry-run,
+importable); 1 refused (no such file, no usable key for the user, not
+allowed); 2 the file cannot be used (unsafe owner or permissions,
+unreadable) or the system is in the way.";
 
 const FIDO2_EXAMPLES: &str = "\
 Examples:
@@ -185,8 +246,9 @@ Examples:
   twofactor fido2 list
   twofactor fido2 remove yubikey
 
-Exit status: 0 done; 1 refused (no key attached, several attached without
---device, a name already used, not confirmed, not allowed); 2 system error.";
+Exit status (the rule is in twofactor(1)): 0 done; 1 refused (no key
+attached, several attached without --device, a name already used, not
+confirmed, not allowed); 2 a file or the system is in the way.";
 
 const FIDO2_ADD_EXAMPLES: &str = "\
 Examples:
@@ -200,24 +262,26 @@ A key with a PIN asks for it, and logins with that key will too. The
 credential id, public key, algorithm, flags and counter are stored in the
 enrollment; the private key never leaves the key.
 
-Exit status: 0 registered; 1 refused (no key or several, the key refused,
-name taken); 2 system error.";
+Exit status (the rule is in twofactor(1)): 0 registered; 1 refused (no key
+or several, the key refused, name taken); 2 a file, the key's answer or the
+system is in the way.";
 
 const FIDO2_LIST_EXAMPLES: &str = "\
 Examples:
   twofactor fido2 list
   twofactor fido2 list --user alice --json
 
-Exit status: 0 listed (also when none is registered); 1 refused; 2 system
-error.";
+Exit status (the rule is in twofactor(1)): 0 listed (also when none is
+registered); 1 refused; 2 a file or the system is in the way.";
 
 const FIDO2_REMOVE_EXAMPLES: &str = "\
 Examples:
   twofactor fido2 remove key-1
   twofactor fido2 remove key-1 --user alice --yes
 
-Exit status: 0 removed; 1 refused (no such key, not confirmed); 2 system
-error; 130 Ctrl-C (nothing changed).";
+Exit status (the rule is in twofactor(1)): 0 removed; 1 refused (no such
+key, not confirmed); 2 a file or the system is in the way; 130 Ctrl-C
+(nothing changed).";
 
 /// Enroll and manage the second factors checked by pam_twofactor.
 ///
@@ -357,7 +421,8 @@ pub struct EnrollArgs {
 
     /// Also write the QR code to PATH, as SVG or PNG by its extension (.svg,
     /// .png). The file is created new (never overwritten), mode 0600: it holds
-    /// the secret.
+    /// the secret. It is written before the code is asked and removed again
+    /// if the enrollment is cancelled.
     #[arg(long, value_name = "PATH", value_parser = parse_qr_file)]
     pub qr_file: Option<PathBuf>,
 }
@@ -697,8 +762,13 @@ mod tests {
                 "{name}: {help}"
             );
             assert!(help.contains("Examples:"), "{name}: {help}");
-            assert!(help.contains("Exit status:"), "{name}: {help}");
+            assert!(
+                help.contains("Exit status (the rule is in twofactor(1))"),
+                "{name}: {help}"
+            );
         }
+        let help = command.render_long_help().to_string();
+        assert!(help.contains(EXIT_STATUS_RULE), "{help}");
     }
 
     #[test]

@@ -40,6 +40,28 @@ fn methods(enrollment: &Enrollment) -> Vec<&'static str> {
     names
 }
 
+/// What an enrollment holds, for the question before removing it all.
+fn enrolled_methods(enrollment: &Enrollment) -> String {
+    let mut parts = Vec::new();
+    if enrollment.totp.is_some() {
+        parts.push("TOTP (the authenticator app entry)".to_string());
+    }
+    if !enrollment.backup_codes.is_empty() {
+        parts.push("the backup codes".to_string());
+    }
+    match enrollment.fido2.len() {
+        0 => {}
+        1 => parts.push("1 security key".to_string()),
+        n => parts.push(format!("{n} security keys")),
+    }
+    match parts.len() {
+        // An enrollment file that cannot be read: all of what it holds.
+        0 => "whatever the enrollment holds".to_string(),
+        1 => parts.remove(0),
+        n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
+    }
+}
+
 /// Run `twofactor disable`.
 pub fn run(args: &DisableArgs) -> Result<(), CliError> {
     let config = system_config::load(args.target.config.as_deref())?;
@@ -120,16 +142,32 @@ pub fn run(args: &DisableArgs) -> Result<(), CliError> {
         } else {
             "Only TOTP codes from the app will be left; keep the phone safe.".to_string()
         };
-        let what = match args.what {
-            DisableWhat::Totp => "TOTP (the authenticator app entry stops working)",
-            DisableWhat::BackupCodes => "the backup codes",
-            DisableWhat::All => "TOTP and the backup codes, and remove the enrollment file",
+        let user = &account.name;
+        let (removed, question) = match args.what {
+            DisableWhat::Totp => (
+                format!(
+                    "This removes the TOTP secret of {user}: the authenticator app entry \
+                     stops working for good."
+                ),
+                format!("Disable TOTP for {user}?"),
+            ),
+            DisableWhat::BackupCodes => (
+                format!("This removes the backup codes of {user}: none of them works any more."),
+                format!("Disable the backup codes of {user}?"),
+            ),
+            DisableWhat::All => (
+                format!(
+                    "This removes every second factor of {user}: {}; {} is deleted.",
+                    enrolled_methods(&current),
+                    existing.source().display()
+                ),
+                format!("Remove all second factors of {user}?"),
+            ),
         };
         terminal.say(&format!(
-            "This disables {what} for {}.\n{consequence}\n",
-            account.name
+            "{removed} This cannot be undone.\n{consequence}\n"
         ))?;
-        if !terminal.confirm("Disable?")? {
+        if !terminal.confirm(&question)? {
             return Err(CliError::Refused(
                 "not confirmed; nothing was changed".into(),
             ));

@@ -149,10 +149,7 @@ pub fn run(args: &DoctorArgs) -> Result<u8, CliError> {
             asking_services.push(service.clone());
         }
         for line in ours {
-            users_of
-                .entry(line.place())
-                .or_default()
-                .push(service.clone());
+            push_new(users_of.entry(line.place()).or_default(), service);
         }
     }
 
@@ -200,7 +197,7 @@ pub fn run(args: &DoctorArgs) -> Result<u8, CliError> {
             );
             if !services.is_empty() {
                 match configs.iter_mut().find(|(c, _)| c.config == config.config) {
-                    Some((_, users)) => users.extend(services.iter().cloned()),
+                    Some((_, users)) => services.iter().for_each(|s| push_new(users, s)),
                     None => configs.push((config, services.clone())),
                 }
             }
@@ -410,9 +407,10 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
         doctor.problem(
             "stack",
             format!(
-                "{}: pam_twofactor is in a {} stack; it only provides auth, so libpam fails \
+                "{}: pam_twofactor is in {} {} stack; it only provides auth, so libpam fails \
                  this line and {affected} fail",
                 line.place(),
+                article(&line.group),
                 line.group
             ),
             "remove the line, or make it an auth line",
@@ -428,7 +426,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                  it (such as the password) are skipped",
                 line.place()
             ),
-            "use requisite (or required)",
+            "use requisite",
         ),
         "optional" => doctor.problem(
             "stack",
@@ -437,7 +435,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                  the second factor",
                 line.place()
             ),
-            "use requisite (or required)",
+            "use requisite",
         ),
         control => {
             let ignores_failure = control.split_whitespace().any(|action| {
@@ -458,7 +456,7 @@ fn check_line_shape(doctor: &mut Doctor, line: &PamLine, services: &[String]) {
                          wrong code does not stop {affected}",
                         line.place()
                     ),
-                    "use requisite (or required)",
+                    "use requisite",
                 );
             } else {
                 doctor.note(
@@ -839,9 +837,11 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
         return;
     }
     let now = output::now().unwrap_or(0);
-    for ((line_config, services), state) in configs.iter().zip(states) {
+    for ((line_config, service_list), state) in configs.iter().zip(states) {
         let config = &line_config.config;
-        let services = services.join(", ");
+        let services = service_list.join(", ");
+        // "sshd refuses alice", "login, sshd refuse alice".
+        let refuse = verb(service_list, "refuses", "refuse");
         let path = match enrollment_file::path_of(config, account) {
             Ok(path) => path,
             Err(err) => {
@@ -886,8 +886,8 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                     UnenrolledPolicy::Fail => doctor.problem(
                         "user",
                         format!(
-                            "{} has no second factor ({} does not exist): {services} refuse {} \
-                             (unenrolled = \"fail\")",
+                            "{} has no second factor ({} does not exist): {services} {refuse} \
+                             {} (unenrolled = \"fail\")",
                             account.name,
                             path.display(),
                             account.name
@@ -901,9 +901,11 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                     UnenrolledPolicy::Ignore => doctor.note(
                         "user",
                         format!(
-                            "{} has not enrolled: {services} let {} in without a second factor \
-                             (unenrolled = \"ignore\")",
-                            account.name, account.name
+                            "{} has not enrolled: {services} {} {} in without a second \
+                             factor (unenrolled = \"ignore\")",
+                            account.name,
+                            verb(service_list, "lets", "let"),
+                            account.name
                         ),
                     ),
                 }
@@ -930,7 +932,7 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                 doctor.problem(
                     "user",
                     format!(
-                        "{}'s enrollment is refused by the module ({err}): {services} refuse {}",
+                        "{}'s enrollment is refused by the module ({err}): {services} {refuse} {}",
                         account.name, account.name
                     ),
                     fix,
@@ -947,7 +949,7 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
             doctor.problem(
                 "user",
                 format!(
-                    "{} has no TOTP and every backup code is used: {services} refuse {}",
+                    "{} has no TOTP and every backup code is used: {services} {refuse} {}",
                     account.name, account.name
                 ),
                 format!("run 'twofactor enroll --force' as {}", account.name),
@@ -998,21 +1000,45 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
         }
         if let Some(state) = &view {
             let local = Locks::of_login(state, &config.limits(), None, now);
-            let locks: Vec<u64> = [local.code, local.backup_code]
-                .into_iter()
-                .flatten()
-                .collect();
-            if locks.len() == 2 || (locks.len() == 1 && enrollment.backup_codes.is_empty()) {
-                let until = locks.iter().copied().min().unwrap_or(now);
-                doctor.problem(
+            let reset = format!("twofactor reset-lockout --user {} (as root)", account.name);
+            // A kind locked while the other still works is a partial
+            // lockout: the user gets in, but should know which to use.
+            let (codes_work, backup_codes_work) = (enrollment.totp.is_some(), remaining > 0);
+            match (local.code, local.backup_code) {
+                (Some(until), None) if backup_codes_work => doctor.note(
+                    "user",
+                    format!(
+                        "{}'s codes from the app are locked until {} after too many failed \
+                         codes; backup codes still work. '{reset}' lifts it",
+                        account.name,
+                        timefmt::rfc3339(until)
+                    ),
+                ),
+                (None, Some(until)) if codes_work => doctor.note(
+                    "user",
+                    format!(
+                        "{}'s backup codes are locked until {} after too many failed backup \
+                         codes; codes from the app still work. '{reset}' lifts it",
+                        account.name,
+                        timefmt::rfc3339(until)
+                    ),
+                ),
+                (None, None) => {}
+                (code_until, backup_until) => doctor.problem(
                     "user",
                     format!(
                         "{} is locked out until {} after too many failed codes",
                         account.name,
-                        timefmt::rfc3339(until)
+                        timefmt::rfc3339(
+                            code_until
+                                .into_iter()
+                                .chain(backup_until)
+                                .min()
+                                .unwrap_or(now)
+                        )
                     ),
-                    format!("twofactor reset-lockout --user {} (as root)", account.name),
-                );
+                    reset,
+                ),
             }
             if let Some(clock) = clock_problem(&enrollment, state, now, config.window) {
                 let message = format!(
@@ -1039,6 +1065,32 @@ fn check_user(doctor: &mut Doctor, account: &Account, configs: &[(LineConfig, Ve
                 }
             }
         }
+    }
+}
+
+/// Add `service` to `services` unless it is there: a service that runs the
+/// module twice (reported on its own) is still one service.
+fn push_new(services: &mut Vec<String>, service: &str) {
+    if !services.iter().any(|s| s == service) {
+        services.push(service.to_string());
+    }
+}
+
+/// The verb for `services` as its subject: one service or several.
+fn verb<'a>(services: &[String], one: &'a str, several: &'a str) -> &'a str {
+    if services.len() == 1 {
+        one
+    } else {
+        several
+    }
+}
+
+/// "an" before a vowel ("an account stack"), else "a".
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

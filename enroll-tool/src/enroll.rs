@@ -100,6 +100,13 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
         shown.text(args.qr)?
     };
 
+    // The QR file is written before the code is asked, so that it can be
+    // scanned during the dialogue; it is removed again (when `qr_file` is
+    // dropped) unless the enrollment is saved.
+    let qr_file = match &args.qr_file {
+        Some(qr_path) => Some(write_qr_file(qr_path, &shown.uri()?)?),
+        None => None,
+    };
     let replaced = match terminal.as_mut() {
         Some(terminal) => {
             let mut stdout = io::stdout().lock();
@@ -112,12 +119,23 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
                 )?;
             }
             output::write(&mut stdout, &output.setup)?;
+            if let Some(qr_path) = &args.qr_file {
+                output::write(
+                    &mut stdout,
+                    &format!(
+                        "QR code written to {} (mode 0600; removed if the enrollment is \
+                         cancelled).\n\n",
+                        qr_path.display()
+                    ),
+                )?;
+            }
             drop(stdout);
+            terminal.check_interrupted()?;
             confirm_code(terminal, &config, shown.totp()?)?;
             terminal.check_interrupted()?;
-            commit(&shown, args.qr_file.as_deref())?
+            commit(&shown, qr_file)?
         }
-        None => commit(&shown, args.qr_file.as_deref())?,
+        None => commit(&shown, qr_file)?,
     };
 
     let mut stdout = io::stdout().lock();
@@ -165,9 +183,9 @@ pub fn run(args: &EnrollArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Write the QR file (if asked) and the enrollment. Returns whether an
-/// existing enrollment was replaced.
-fn commit(shown: &Shown, qr_file: Option<&Path>) -> Result<bool, CliError> {
+/// Write the enrollment and keep the QR file (if one was written). Returns
+/// whether an existing enrollment was replaced.
+fn commit(shown: &Shown, mut qr_file: Option<CreatedFile>) -> Result<bool, CliError> {
     enrollment_file::create_parent_dirs(shown.path)?;
     enrollment_file::check_parent_dir(shown.path, shown.account)?;
     // Checked again: interactively, another enrollment may have been
@@ -176,19 +194,20 @@ fn commit(shown: &Shown, qr_file: Option<&Path>) -> Result<bool, CliError> {
     if existing.exists() && !shown.force {
         return Err(exists_error(existing.source()));
     }
-    let mut qr_guard = match qr_file {
-        Some(qr_path) => Some(write_qr_file(qr_path, &shown.uri()?)?),
-        None => None,
-    };
     enrollment_file::save(shown.path, shown.account, shown.enrollment)?;
-    if let Some(guard) = qr_guard.as_mut() {
-        guard.keep();
+    if let Some(file) = qr_file.as_mut() {
+        file.keep();
     }
     Ok(existing.exists())
 }
 
+/// Wrong codes after which the enrollment is cancelled: someone who
+/// cannot produce a code by then is better served by starting again (or
+/// fixing the phone's clock) than by guessing on.
+const MAX_WRONG_CODES: u32 = 5;
+
 /// Ask for codes until one is right. Wrong codes are explained; end of
-/// input cancels.
+/// input, or [`MAX_WRONG_CODES`] wrong ones, cancel.
 fn confirm_code(
     terminal: &mut Terminal,
     config: &Config,
@@ -235,6 +254,12 @@ fn confirm_code(
             return Ok(());
         }
         wrong += 1;
+        if wrong >= MAX_WRONG_CODES {
+            return Err(CliError::Refused(format!(
+                "cancelled after {wrong} wrong codes; nothing was written. Check that the \
+                 phone sets its time automatically, then run 'twofactor enroll' again"
+            )));
+        }
         let hint = if !totp.looks_like_code(&typed) {
             format!(
                 "That is not a {}-digit code. Try again (Ctrl-C cancels; nothing is saved).\n",

@@ -197,7 +197,9 @@ fn refusal(path: &Path, parent: &Path, account: &Account, problem: FileProblem) 
         FileProblem::Missing | FileProblem::Io(_) => {
             CliError::System(format!("cannot use {}: {problem}", parent.display()))
         }
-        _ => CliError::Refused(format!(
+        // Like every file that fails a safety check: a system error (exit
+        // 2), fixed on the system (chmod, chown), not by asking differently.
+        _ => CliError::System(format!(
             "{} is not a safe place for an enrollment ({problem}): pam_twofactor requires \
              every directory from the home (or from the first directory {} owns) down to \
              it to be owned by root or by {} and not writable by group or others",

@@ -1,16 +1,28 @@
 //! What the user sees when something goes wrong: one line on stderr,
-//! `twofactor: <message>`, and an exit code that tells scripts whose fault
-//! it was.
+//! `twofactor: <message>`, and an exit code that tells scripts what to do
+//! about it. One rule for every command (documented in twofactor(1), EXIT
+//! STATUS; the text is `exit_status_rule!` in `cli.rs`):
+//!
+//! - [`CliError::Refused`], exit 1: the request cannot be done as asked,
+//!   and asking differently can succeed: bad usage, not allowed, unknown
+//!   user, a precondition (not enrolled, already enrolled, no such key, a
+//!   named file that does not exist), content understood but not supported,
+//!   not confirmed, cancelled.
+//! - [`CliError::System`], exit 2: a file or the system is in the way: a
+//!   file that cannot be read or written, fails a safety check (owner,
+//!   mode, symlink, size, unsafe directory) or does not parse; I/O errors,
+//!   failed lookups. Every `twofactor_core::Error` is one of these: a file
+//!   the module would refuse is never "refused" here but "in the way".
+//! - [`CliError::Interrupted`], exit 128 + N.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use twofactor_core::audit::escape_control_chars;
 
-/// The request was refused or malformed: bad usage, not allowed, would
-/// destroy an existing enrollment. Retrying the same command will not help.
+/// The request was refused as asked (see the module comment).
 pub const EXIT_REFUSED: u8 = 1;
-/// The system failed: I/O, an invalid configuration, a failed lookup.
+/// A file or the system is in the way (see the module comment).
 pub const EXIT_SYSTEM: u8 = 2;
 /// Added to the signal number when a signal (Ctrl-C: SIGINT, 2) ended an
 /// interactive command, as shells report it: 130 for Ctrl-C.

@@ -18,7 +18,6 @@ use twofactor_core::fido2::pam_u2f::parse_u2f_keys;
 use twofactor_core::fido2::{
     new_challenge, parse_registration, validate_name, Credential, Origin, MAX_CREDENTIALS,
 };
-use twofactor_core::files::{read_checked_text, FileRequirements};
 use twofactor_fido2_hid::{attached, Attached, Key};
 
 use crate::account::{self, Account};
@@ -404,18 +403,16 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| account.home.join(".config/Yubico/u2f_keys"));
     let now = output::now()?;
-    account::become_user(&account)?;
-    // pam_u2f's central file (authfile=/etc/u2f_mappings) is root's and
-    // readable by all; a per-user file is the user's. Either is accepted,
-    // but not one others may write.
-    let owner = match std::fs::metadata(&source) {
-        Ok(meta) if std::os::unix::fs::MetadataExt::uid(&meta) == 0 => 0,
-        _ => account.uid.as_raw(),
-    };
-    let text = read_checked_text(
+    let text = crate::import::read_source(
         &source,
-        &FileRequirements {
-            owner,
+        args.path.is_some(),
+        &account,
+        &crate::import::SourceRules {
+            what: "u2f_keys file",
+            // pam_u2f's central file (authfile=/etc/u2f_mappings) is root's,
+            // and readable by all or by root only; a per-user file is the
+            // user's. Either is accepted, but not one others may write.
+            root_may_own: true,
             forbidden_mode: 0o022,
             max_size: 256 * 1024,
         },
@@ -445,6 +442,8 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
     let existing = enrollment_file::load(&path, &account)?;
     let mut enrollment = existing.clone().unwrap_or_default();
     let mut added = Vec::new();
+    // Names of the imported keys pam_u2f let answer without a touch.
+    let mut untouched = Vec::new();
     let mut already = 0;
     for key in import.credentials {
         if enrollment
@@ -466,6 +465,9 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
             created: now,
             origin: Origin::PamU2f,
         };
+        if !key.user_presence {
+            untouched.push(credential.name.clone());
+        }
         insert(&mut enrollment, credential.clone())?;
         added.push(credential);
     }
@@ -475,14 +477,30 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
             announce(&config, EVENT_KEY_ADDED, &account, &caller, key);
         }
     }
+    // pam_twofactor checks user presence on every assertion: a key set up
+    // in pam_u2f to answer untouched will want a touch from now on.
+    for name in &untouched {
+        output::warn(&format!(
+            "{name} was set up in pam_u2f without +presence (no touch needed there); \
+             pam_twofactor always requires a touch of the key"
+        ));
+    }
     if args.json {
+        let imported: Vec<serde_json::Value> = added
+            .iter()
+            .map(|key| {
+                let mut entry = serde_json::json!(report(key));
+                entry["pam_u2f_presence"] = (!untouched.contains(&key.name)).into();
+                entry
+            })
+            .collect();
         return output::print(&output::json_line(&serde_json::json!({
             "user": account.name,
             "source": source.to_string_lossy(),
             "enrollment_path": path.to_string_lossy(),
             "written": !args.dry_run && !added.is_empty(),
             "rp_id": rp_id,
-            "imported": added.iter().map(report).collect::<Vec<_>>(),
+            "imported": imported,
             "already_registered": already,
             "skipped": import.skipped.iter().map(|(n, why)| serde_json::json!({"position": n, "reason": why})).collect::<Vec<_>>(),
         }))?);
@@ -497,10 +515,19 @@ pub fn import_pam_u2f(args: &PamU2fImportArgs) -> Result<(), CliError> {
     );
     for key in &added {
         text.push_str(&format!(
-            "  {} ({}{})\n",
+            "  {} ({}{}{})\n",
             key.name,
             key.public_key.algorithm().name(),
-            if key.user_verification { ", PIN" } else { "" }
+            if key.user_verification {
+                ", user verification"
+            } else {
+                ""
+            },
+            if untouched.contains(&key.name) {
+                ", a touch now required"
+            } else {
+                ""
+            }
         ));
     }
     if already > 0 {

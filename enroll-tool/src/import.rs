@@ -13,9 +13,11 @@
 //! - Options that are system-wide here (window, rate limit) are reported
 //!   with the setting that now applies, never silently dropped.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use twofactor_core::backup::{self, BackupCodeHash};
 use twofactor_core::config::Config;
@@ -91,9 +93,21 @@ fn google_authenticator(args: &GoogleAuthenticatorImportArgs) -> Result<(), CliE
         None => account.home.join(DEFAULT_FILE_NAME),
     };
 
-    // Both files are the user's: read and written with the user's rights only.
-    account::become_user(&account)?;
-    let file = read_source(&source, &account)?;
+    let text = read_source(
+        &source,
+        args.path.is_some(),
+        &account,
+        &SourceRules {
+            what: "google-authenticator file",
+            // The secret must be the user's alone: google-authenticator-libpam's
+            // own check. A root-owned file (its `user=root secret=...` setups)
+            // only when root names it.
+            root_may_own: false,
+            forbidden_mode: 0o077,
+            max_size: MAX_FILE_BYTES,
+        },
+    )?;
+    let file = parse_source(&text, &source)?;
     let (enrollment, notes) = convert(&file, &config, !args.no_scratch_codes, &source)?;
     let existing = EnrollmentFile::find(&path)?;
     let exists = existing.exists();
@@ -157,24 +171,89 @@ fn google_authenticator(args: &GoogleAuthenticatorImportArgs) -> Result<(), CliE
     Ok(())
 }
 
-/// Read the file with the checks google-authenticator-libpam applies too:
-/// owned by the user, no group or other access, no symlink, bounded size.
-fn read_source(source: &Path, account: &Account) -> Result<GoogleAuthenticatorFile, CliError> {
-    let requirements = FileRequirements::secret_of(account.uid.as_raw(), MAX_FILE_BYTES);
+/// What an import requires of the file it reads.
+pub struct SourceRules {
+    /// For messages: "google-authenticator file", "u2f_keys file".
+    pub what: &'static str,
+    /// A file of root's is accepted besides one of the user's (when root
+    /// reads it, root's is accepted anyway).
+    pub root_may_own: bool,
+    /// Mode bits that must be clear.
+    pub forbidden_mode: u32,
+    /// Largest size accepted.
+    pub max_size: u64,
+}
+
+/// Read the file an import takes its factors from, then become the user
+/// for good (everything written afterwards is the user's).
+///
+/// A file root names on the command line is read with root's rights: the
+/// central files other modules keep (pam_u2f's `authfile=`, a
+/// google-authenticator `secret=` outside the home) are root's and often
+/// mode 0600. Anything else is read with the user's rights: a user cannot
+/// read through this command what they could not read themselves, and root
+/// importing a user's default file cannot be led by a link in that home to
+/// a file of root's. The file's owner must be the user (or root, see
+/// [`SourceRules`]); it must not be a symbolic link, and its directory must
+/// not be writable by others.
+pub fn read_source(
+    source: &Path,
+    named: bool,
+    account: &Account,
+    rules: &SourceRules,
+) -> Result<Zeroizing<String>, CliError> {
+    let as_root = named && account::caller_is_root();
+    if !as_root {
+        account::become_user(account)?;
+    }
+    let root_owned = std::fs::symlink_metadata(source).is_ok_and(|meta| meta.uid() == 0);
+    let root_accepted = if as_root {
+        through_root_dirs(source)
+    } else {
+        rules.root_may_own
+    };
+    let owner = if root_owned && root_accepted {
+        0
+    } else {
+        account.uid.as_raw()
+    };
+    let requirements = FileRequirements {
+        owner,
+        forbidden_mode: rules.forbidden_mode,
+        max_size: rules.max_size,
+    };
     let text = match read_checked_text(source, &requirements) {
         Ok(text) => text,
         Err(err) if err.is_missing_file() => {
             return Err(CliError::Refused(format!(
-                "{} does not exist: {} has no google-authenticator file there (name \
-                 another one as PATH)",
+                "{} does not exist: {} has no {} there (name another one as PATH)",
                 source.display(),
-                account.name
+                account.name,
+                rules.what
             )))
         }
-        Err(err) => return Err(CliError::Refused(format!("cannot import: {err}"))),
+        Err(err) => return Err(err.into()),
     };
-    GoogleAuthenticatorFile::parse(&text).map_err(|why| {
-        CliError::Refused(format!(
+    account::become_user(account)?;
+    Ok(text)
+}
+
+/// Root takes a file of root's only along directories of root's: through
+/// a link or a directory of a user's in the path typed, that user could
+/// otherwise show root a secret of root's (another user's central
+/// google-authenticator file) as theirs.
+fn through_root_dirs(path: &Path) -> bool {
+    let Ok(absolute) = std::path::absolute(path) else {
+        return false;
+    };
+    absolute.ancestors().skip(1).all(|dir| {
+        std::fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir() && meta.uid() == 0)
+    })
+}
+
+fn parse_source(text: &str, source: &Path) -> Result<GoogleAuthenticatorFile, CliError> {
+    GoogleAuthenticatorFile::parse(text).map_err(|why| {
+        CliError::System(format!(
             "{} is not a google-authenticator file this command understands: {why}; \
              nothing was written",
             source.display()

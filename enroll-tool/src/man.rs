@@ -43,7 +43,8 @@ fn render(command: clap::Command) -> Result<(String, String), CliError> {
 
 /// clap_mangen titles the after-help text "EXTRA" and lets roff fill it
 /// into paragraphs; ours holds examples laid out line by line, notes and
-/// the exit status, so it gets its own title and is not filled.
+/// the exit status, so it becomes sections of their own ("EXAMPLES", or
+/// "EXAMPLES AND NOTES", then "EXIT STATUS"), not filled.
 fn retitle_after_help(text: &str) -> String {
     let Some(start) = text.find(".SH EXTRA\n") else {
         return text.to_string();
@@ -52,12 +53,29 @@ fn retitle_after_help(text: &str) -> String {
     let body_end = text[body_start..]
         .find("\n.SH ")
         .map_or(text.len(), |end| body_start + end + 1);
-    format!(
-        "{}.SH \"EXAMPLES AND EXIT STATUS\"\n.nf\n{}.fi\n{}",
+    let body = &text[body_start..body_end];
+    let (examples, exit_status) = match body.find("\nExit status") {
+        Some(at) => (&body[..at + 1], Some(&body[at + 1..])),
+        None => (body, None),
+    };
+    let has_notes = examples
+        .lines()
+        .any(|line| !line.is_empty() && !line.starts_with(' ') && line != "Examples:");
+    let mut out = format!(
+        "{}.SH {}\n.nf\n{}.fi\n",
         &text[..start],
-        &text[body_start..body_end],
-        &text[body_end..]
-    )
+        if has_notes {
+            "\"EXAMPLES AND NOTES\""
+        } else {
+            "EXAMPLES"
+        },
+        examples.trim_end_matches('\n').to_string() + "\n"
+    );
+    if let Some(exit_status) = exit_status {
+        out.push_str(&format!(".SH \"EXIT STATUS\"\n.nf\n{exit_status}.fi\n"));
+    }
+    out.push_str(&text[body_end..]);
+    out
 }
 
 /// Run `twofactor generate-man DIR`.
@@ -109,6 +127,16 @@ mod tests {
             );
         }
         assert!(generated.contains_key("twofactor.1"));
+        // One exit-status rule, in its own section of twofactor(1); every
+        // command's page has the section and points there.
+        let main = &generated["twofactor.1"];
+        assert!(main.contains(".SH \"EXIT STATUS\"\n.nf\nExit status, the same rule"));
+        assert!(main.contains("a file or the system is in the way"));
+        for (name, text) in &generated {
+            if name.starts_with("twofactor-") {
+                assert!(text.contains(".SH \"EXIT STATUS\""), "{name}");
+            }
+        }
         assert!(generated.contains_key("twofactor-enroll.1"));
         assert!(!generated.contains_key("twofactor-generate-man.1"));
     }

@@ -594,13 +594,13 @@ impl Report {
             );
         }
         if let Some(lockout) = &self.lockout {
-            row("Lockout", &lockout_text(lockout, config, now));
+            row("Lockout", &lockout_text(lockout, &self.user, config, now));
         }
         out
     }
 }
 
-fn lockout_text(lockout: &Lockout, config: &Config, now: u64) -> String {
+fn lockout_text(lockout: &Lockout, user: &str, config: &Config, now: u64) -> String {
     let mut lines = Vec::new();
     let describe = |what: &str, lock: &Lock, limit: u32, window: u64| {
         lock.until.map(|until| {
@@ -647,7 +647,9 @@ fn lockout_text(lockout: &Lockout, config: &Config, now: u64) -> String {
     if lines.is_empty() {
         lines.push("none".into());
     } else {
-        lines.push("An administrator can lift it: twofactor reset-lockout --user NAME".into());
+        lines.push(format!(
+            "An administrator can lift it: twofactor reset-lockout --user {user}"
+        ));
     }
     if lockout.by_host {
         lines.push("(failures are counted per remote host: rate_limit_by_host)".into());

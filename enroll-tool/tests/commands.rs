@@ -156,7 +156,7 @@ fn status_reports_methods_codes_logins_failures_and_lockouts() {
         "with a backup code",
         "6 in the last 7 days",
         "codes locked until",
-        "reset-lockout",
+        "An administrator can lift it: twofactor reset-lockout --user nobody\n",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }

@@ -153,6 +153,79 @@ fn pam_u2f_keys_are_imported_listed_and_removed() {
 }
 
 #[test]
+fn keys_without_presence_are_reported_and_verification_is_named() {
+    require_root();
+    let sandbox = sandbox_with_rp();
+    let mut device = SoftAuthenticator::new(Behaviour::random());
+    let mut entry = |options: &str| {
+        let key = device
+            .make_credential(RP, &[0; 32], &[Alg::Es256], false, None)
+            .unwrap();
+        format!(
+            "{},{},es256,{options}",
+            b64(&key.credential_id),
+            b64(&key.public_key[1..])
+        )
+    };
+    // pamu2fcfg's default, --no-user-presence, and --verify without presence.
+    let line = format!(
+        "{TARGET_USER}:{}:{}:{}\n",
+        entry("+presence"),
+        entry(""),
+        entry("+verification")
+    );
+    let keys = write_u2f_keys(&sandbox, &line);
+
+    let output = fido2(
+        &sandbox,
+        &[
+            "import",
+            "pam-u2f",
+            "--user",
+            TARGET_USER,
+            "--dry-run",
+            &keys,
+        ],
+    );
+    assert_eq!(exit_code(&output), 0, "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.contains("pam-u2f-1 (es256)\n")
+            && text.contains("pam-u2f-2 (es256, a touch now required)\n")
+            && text.contains("pam-u2f-3 (es256, user verification, a touch now required)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("PIN"), "{text}");
+    let errors = stderr(&output);
+    let warnings: Vec<&str> = errors.lines().collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    for (line, name) in warnings.iter().zip(["pam-u2f-2", "pam-u2f-3"]) {
+        assert!(
+            line.starts_with(&format!(
+                "twofactor: warning: {name} was set up in pam_u2f without +presence"
+            )) && line.contains("always requires a touch"),
+            "{line}"
+        );
+    }
+
+    let report = json_of(&import_u2f_keys(&sandbox, &keys));
+    let imported = report["imported"].as_array().unwrap();
+    let flags: Vec<(bool, bool)> = imported
+        .iter()
+        .map(|k| {
+            (
+                k["pam_u2f_presence"].as_bool().unwrap(),
+                k["user_verification"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [(true, false), (false, false), (false, true)]);
+    let enrollment = read_enrollment(&sandbox.enrollment_path());
+    assert_eq!(enrollment.fido2.len(), 3);
+    assert!(enrollment.fido2[2].user_verification);
+}
+
+#[test]
 fn adding_without_a_key_says_so() {
     require_root();
     let sandbox = Sandbox::new("enrollment_path = \"{dir}/%u/enrollment.json\"\n");

@@ -113,6 +113,114 @@ fn ctrl_c_during_enrollment_leaves_nothing() {
     );
 }
 
+/// The QR file as a phone would scan it while the code is asked: there,
+/// private, holding the URI shown on the terminal.
+fn assert_qr_file_while_asking(qr_file: &std::path::Path, screen: &str) {
+    assert!(
+        screen.contains(&format!(
+            "QR code written to {} (mode 0600; removed if the enrollment is cancelled)",
+            qr_file.display()
+        )),
+        "{screen}"
+    );
+    let meta = fs::symlink_metadata(qr_file).expect("the QR file exists while the code is asked");
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!(meta.uid(), target_user().uid.as_raw());
+    assert_eq!(decode_png(qr_file), uri_on_screen(screen));
+}
+
+#[test]
+fn the_qr_file_can_be_scanned_during_the_dialogue_and_stays_after_success() {
+    require_root();
+    let sandbox = Sandbox::with_user_path("enrollment.json");
+    let qr_file = sandbox.path("nobody/qr.png");
+    let mut session = PtySession::spawn(
+        &sandbox,
+        "enroll",
+        &[
+            "--user",
+            TARGET_USER,
+            "--qr-file",
+            qr_file.to_str().unwrap(),
+        ],
+    );
+    let setup = session.expect("Enter the 6-digit code");
+    assert_qr_file_while_asking(&qr_file, &setup);
+    assert!(!sandbox.enrollment_path().exists());
+    let uri = uri_on_screen(&setup);
+    session.send(&format!("{}\n", oathtool_code(&uri, now())));
+    let (status, rest, errors) = session.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {errors}\n{rest}");
+    assert_eq!(decode_png(&qr_file), uri, "kept after the enrollment");
+    assert!(rest.contains("delete it once it has been used"), "{rest}");
+    assert_eq!(
+        read_enrollment(&sandbox.enrollment_path())
+            .totp
+            .unwrap()
+            .secret,
+        totp_of_uri(&uri).secret
+    );
+}
+
+#[test]
+fn the_qr_file_is_removed_when_the_enrollment_is_cancelled() {
+    require_root();
+    // Ctrl-C, end of input, and too many wrong codes.
+    for (how, exit, message) in [
+        ("ctrl-c", 130, "interrupted (Ctrl-C); nothing was written"),
+        (
+            "ctrl-d",
+            1,
+            "cancelled: no code was entered; nothing was written",
+        ),
+        (
+            "wrong",
+            1,
+            "cancelled after 5 wrong codes; nothing was written",
+        ),
+    ] {
+        let sandbox = Sandbox::with_user_path("enrollment.json");
+        let qr_file = sandbox.path("nobody/qr.png");
+        let mut session = PtySession::spawn(
+            &sandbox,
+            "enroll",
+            &[
+                "--user",
+                TARGET_USER,
+                "--qr-file",
+                qr_file.to_str().unwrap(),
+            ],
+        );
+        let setup = session.expect("Enter the 6-digit code");
+        assert_qr_file_while_asking(&qr_file, &setup);
+        let wrong = wrong_code(&uri_on_screen(&setup));
+        match how {
+            "ctrl-c" => session.send("\x03"),
+            "ctrl-d" => session.send("\x04"),
+            _ => {
+                for attempt in 1..5 {
+                    session.send(&format!("{wrong}\n"));
+                    session.expect("right");
+                    assert!(
+                        qr_file.exists(),
+                        "{how}: removed after {attempt} wrong codes"
+                    );
+                }
+                session.send(&format!("{wrong}\n"));
+            }
+        }
+        let (status, _, errors) = session.finish();
+        assert_eq!(status.code(), Some(exit), "{how}: {errors}");
+        assert_one_line_error_text(&errors);
+        assert!(errors.contains(message), "{how}: {errors}");
+        assert!(
+            entries(&sandbox.path("nobody")).is_empty(),
+            "{how}: left behind: {:?}",
+            entries(&sandbox.path("nobody"))
+        );
+    }
+}
+
 #[test]
 fn end_of_input_during_enrollment_leaves_nothing() {
     require_root();
@@ -234,10 +342,29 @@ fn backup_codes_and_disable_ask_first() {
         BackupCheck::Accepted { .. }
     ));
 
+    let mut session = PtySession::spawn(&sandbox, "disable", &["totp", "--user", TARGET_USER]);
+    let question = session.expect("[y/N]");
+    assert!(
+        question.contains(
+            "This removes the TOTP secret of nobody: the authenticator app entry stops \
+             working for good. This cannot be undone.\n"
+        ) && question.ends_with("\nDisable TOTP for nobody? [y/N]"),
+        "{question}"
+    );
+    session.send("n\n");
+    let (status, _, errors) = session.finish();
+    assert_eq!(status.code(), Some(1), "{errors}");
+    assert!(read_enrollment(&sandbox.enrollment_path()).totp.is_some());
+
     let mut session = PtySession::spawn(&sandbox, "disable", &["all", "--user", TARGET_USER]);
     let question = session.expect("[y/N]");
     assert!(
-        question.contains("refused until you enroll again"),
+        question.contains(&format!(
+            "This removes every second factor of nobody: TOTP (the authenticator app entry) \
+             and the backup codes; {} is deleted. This cannot be undone.\n",
+            sandbox.enrollment_path().display()
+        )) && question.contains("refused until you enroll again")
+            && question.ends_with("\nRemove all second factors of nobody? [y/N]"),
         "{question}"
     );
     session.send("\x03");

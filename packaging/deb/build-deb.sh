@@ -74,11 +74,13 @@ install -d -m 0755 "$doc/examples"
 gzip -9n < README.md > "$doc/README.md.gz"
 install -m 0644 config/examples/* "$doc/examples/"
 install -m 0644 packaging/deb/copyright "$doc/copyright"
+install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/$package"
 date_rfc2822=$(date -R -u -d "@$SOURCE_DATE_EPOCH")
 gzip -9n > "$doc/changelog.Debian.gz" <<EOF
 $package ($version) unstable; urgency=medium
 
-  * Package built from the pam_twofactor source tree (packaging/deb/build-deb.sh).
+  * Package built from the pam_twofactor source tree
+    (packaging/deb/build-deb.sh).
 
  -- pam_twofactor maintainers <maintainers@pam-twofactor.invalid>  $date_rfc2822
 EOF

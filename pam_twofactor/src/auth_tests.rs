@@ -724,6 +724,7 @@ fn last_backup_codes_come_with_advice() {
     let mut session = ScriptedSession::new(
         "alice",
         vec![
+            Expect::info("Only 2 backup codes left: make new ones with `twofactor backup-codes`."),
             Expect::prompt(PROMPT, &codes[0].to_uppercase()),
             Expect::info(
                 "Backup code accepted. 1 backup code left. \
@@ -732,6 +733,52 @@ fn last_backup_codes_come_with_advice() {
         ],
     );
     assert_eq!(h.login(&mut session, &[]), PamCode::Success);
+}
+
+#[test]
+fn running_out_of_backup_codes_is_said_before_the_prompt() {
+    // Before the answer: OpenSSH shows it as part of the prompt, also to
+    // clients that drop messages coming after the last prompt.
+    for (count, spent, reminder) in [
+        (4, 0, None),
+        (4, 1, Some("Only 3 backup codes left")),
+        (3, 2, Some("Only 1 backup code left")),
+        (2, 2, Some("No backup codes left")),
+        (0, 0, None),
+    ] {
+        let mut h = Harness::new();
+        let codes = h.enroll_with("alice", count);
+        // Spent quietly (PAM_SILENT), so that the script is only the prompt.
+        h.silent = true;
+        for code in codes.iter().take(spent) {
+            let mut session = ScriptedSession::new("alice", prompt_answered(code));
+            assert_eq!(h.login(&mut session, &[]), PamCode::Success);
+        }
+        h.silent = false;
+        h.now += 30;
+        let mut script = Vec::new();
+        if let Some(reminder) = reminder {
+            script.push(Expect::info(&format!(
+                "{reminder}: make new ones with `twofactor backup-codes`."
+            )));
+        }
+        script.extend(prompt_answered(&totp_code(h.now)));
+        let mut session = ScriptedSession::new("alice", script);
+        assert_eq!(
+            h.login(&mut session, &[]),
+            PamCode::Success,
+            "{count} {spent}"
+        );
+        // Not under PAM_SILENT.
+        h.silent = true;
+        h.now += 30;
+        let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(h.now)));
+        assert_eq!(
+            h.login(&mut session, &[]),
+            PamCode::Success,
+            "{count} {spent}"
+        );
+    }
 }
 
 #[test]
@@ -839,7 +886,7 @@ fn enrollment_in_the_old_default_file_is_read_when_the_json_file_is_absent() {
     let mut h = Harness::new();
     h.add_user("alice");
     let (_json, legacy) = default_named_paths("alice");
-    let (enrollment, _) = enrollment_with(2);
+    let (enrollment, _) = enrollment_with(4);
     h.system.enrollments.insert(legacy, Ok(Some(enrollment)));
 
     let code = totp_code(NOW);
@@ -874,7 +921,7 @@ fn enrollment_moved_between_the_two_reads_is_still_found() {
     let mut h = Harness::new();
     h.add_user("alice");
     let (json, _legacy) = default_named_paths("alice");
-    let (enrollment, _) = enrollment_with(2);
+    let (enrollment, _) = enrollment_with(4);
     *h.system.move_in_flight.borrow_mut() = Some((json, enrollment));
 
     let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));
@@ -891,7 +938,7 @@ fn json_enrollment_wins_over_a_leftover_old_file() {
     let mut h = Harness::new();
     h.add_user("alice");
     let (json, legacy) = default_named_paths("alice");
-    let (enrollment, _) = enrollment_with(2);
+    let (enrollment, _) = enrollment_with(4);
     h.system.enrollments.insert(json, Ok(Some(enrollment)));
     h.system
         .enrollments
@@ -924,7 +971,7 @@ fn broken_json_enrollment_is_not_replaced_by_the_old_file() {
     h.system
         .enrollments
         .insert(json.clone(), Err(Error::file(&json, FileProblem::Symlink)));
-    let (enrollment, _) = enrollment_with(2);
+    let (enrollment, _) = enrollment_with(4);
     h.system.enrollments.insert(legacy, Ok(Some(enrollment)));
 
     let mut session = ScriptedSession::new("alice", prompt_answered(&totp_code(NOW)));

@@ -349,6 +349,9 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
 }
 
 fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
+    // Limits high enough that 100 failures lock nothing and are all kept:
+    // with a limit off (0) only ratelimit::KEPT_WITHOUT_LIMIT records are
+    // kept, too few to show a lost update.
     let stack = Arc::new(stack(
         ns,
         "concurrent",

@@ -344,6 +344,12 @@ fn stack_shape_problems(ns: &TestNamespace) -> Result<(), Failed> {
     setup.write_sshd_stack(&format!("{}\n", setup.module_line("required", "")))?;
     let output = setup.doctor(&[]);
     expect_problem(&output, "sshd asks for the second factor 2 times")?;
+    // Both lines share the configuration: sshd is named once.
+    let text = String::from_utf8_lossy(&output.stdout);
+    check(
+        text.contains("tf-user3 is enrolled for sshd: TOTP") && !text.contains("sshd, sshd"),
+        || shown(&output),
+    )?;
     // libpam agrees: the same code cannot answer both prompts.
     let code_now = enrolled.code_at(now());
     let result = pam_client::authenticate(
@@ -366,7 +372,7 @@ fn stack_shape_problems(ns: &TestNamespace) -> Result<(), Failed> {
         ),
         0o644,
     )?;
-    expect_problem(&setup.doctor(&[]), "pam_twofactor is in a account stack")?;
+    expect_problem(&setup.doctor(&[]), "pam_twofactor is in an account stack")?;
     Ok(())
 }
 
@@ -401,7 +407,8 @@ fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
     let output = setup.doctor(&[]);
     expect_problem(&output, "tf-user4 has no second factor")?;
     check(
-        problems(&output)[0].contains("run 'twofactor enroll' as tf-user4"),
+        problems(&output)[0].contains("run 'twofactor enroll' as tf-user4")
+            && problems(&output)[0].contains("does not exist): sshd refuses tf-user4 ("),
         || shown(&output),
     )?;
     // libpam agrees: the right password is not enough.
@@ -413,8 +420,9 @@ fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
     let output = setup.doctor(&[]);
     check(
         output.status.success()
-            && String::from_utf8_lossy(&output.stdout)
-                .contains("note    tf-user4 has not enrolled"),
+            && String::from_utf8_lossy(&output.stdout).contains(
+                "note    tf-user4 has not enrolled: sshd lets tf-user4 in without a second factor",
+            ),
         || shown(&output),
     )?;
     Ok(())
@@ -444,6 +452,42 @@ fn lockout_is_a_problem(ns: &TestNamespace) -> Result<(), Failed> {
     check(
         problems(&output)[0].contains("twofactor reset-lockout --user tf-user5"),
         || shown(&output),
+    )?;
+    Ok(())
+}
+
+/// Codes from the app locked while backup codes still work: the user gets
+/// in (no problem), and doctor says which way.
+fn partial_lockout_is_noted(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, enrolled) = Setup::good(ns, "partial-lockout", 13)?;
+    let wrong = if enrolled.code_at(now()) == "999999" {
+        "999998"
+    } else {
+        "999999"
+    };
+    for _ in 0..5 {
+        setup.login(wrong);
+    }
+    let output = setup.doctor(&[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    check(
+        output.status.success()
+            && problems(&output).is_empty()
+            && text.lines().any(|line| {
+                line.starts_with("note    tf-user13's codes from the app are locked until ")
+                    && line.contains("backup codes still work")
+                    && line.contains("'twofactor reset-lockout --user tf-user13 (as root)'")
+            }),
+        || shown(&output),
+    )?;
+    // libpam agrees: the right code is refused, a backup code gets in.
+    check(
+        setup.login(&enrolled.code_at(now())) == code::AUTH_ERR,
+        || "a code got in while codes are locked".into(),
+    )?;
+    check(
+        setup.login(&enrolled.backup_codes[0]) == code::SUCCESS,
+        || "a backup code did not get in during a lockout of codes".into(),
     )?;
     Ok(())
 }
@@ -635,6 +679,7 @@ fn main() {
             ("stack_shape_problems", stack_shape_problems),
             ("enrollment_problems", enrollment_problems),
             ("lockout_is_a_problem", lockout_is_a_problem),
+            ("partial_lockout_is_noted", partial_lockout_is_noted),
             ("unsafe_state_directory", unsafe_state_directory),
             ("weakened_limits_are_noted", weakened_limits_are_noted),
             ("sshd_problems", sshd_problems),

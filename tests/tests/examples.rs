@@ -294,6 +294,66 @@ fn code_only(shared: &Shared) -> Result<(), Failed> {
     example.doctor_finds_nothing()
 }
 
+/// One recommendation for the module's control, wherever a stack is shown
+/// to administrators: `requisite` (README.md, "Setting it up", says why).
+/// Every pam_twofactor line of the README, the examples, the pam-auth-update
+/// profile, the authselect notes and pam_twofactor(8) uses it, and the
+/// README and the man page recommend it without an alternative.
+fn every_documented_stack_uses_requisite(_shared: &Shared) -> Result<(), Failed> {
+    let workspace = examples_dir()
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("workspace")?
+        .to_path_buf();
+    let mut documents = vec![
+        workspace.join("README.md"),
+        workspace.join("packaging/pam-configs/twofactor"),
+        workspace.join("packaging/rpm/authselect.md"),
+        workspace.join("packaging/man/pam_twofactor.8"),
+    ];
+    for entry in fs::read_dir(examples_dir())? {
+        documents.push(entry?.path());
+    }
+    let mut lines_seen = 0;
+    for document in &documents {
+        let text = fs::read_to_string(document)?;
+        for line in text.lines() {
+            let words: Vec<&str> = line
+                .trim_start_matches(".B ")
+                .split_whitespace()
+                .filter(|w| !w.starts_with('{'))
+                .collect();
+            // "auth CONTROL pam_twofactor.so ...", or the profile's
+            // "CONTROL pam_twofactor.so" under "Auth:".
+            let Some(at) = words.iter().position(|w| w.ends_with("pam_twofactor.so")) else {
+                continue;
+            };
+            let control = match at {
+                1 => words[0],
+                2 if words[0] == "auth" => words[1],
+                _ => continue,
+            };
+            lines_seen += 1;
+            check(control == "requisite", || {
+                format!("{}: {line:?} is not requisite", document.display())
+            })?;
+        }
+    }
+    check(lines_seen >= 12, || {
+        format!("only {lines_seen} module lines found")
+    })?;
+    let readme = fs::read_to_string(workspace.join("README.md"))?;
+    let man = fs::read_to_string(workspace.join("packaging/man/pam_twofactor.8"))?;
+    check(
+        readme.contains("Use the module with `requisite`")
+            && !readme.contains("`required` (or `requisite`)")
+            && man.contains("Use the module with \\fBrequisite\\fR,")
+            && !man.contains("\\fBrequired\\fR or \\fBrequisite\\fR"),
+        || "the README or pam_twofactor(8) does not recommend requisite alone".into(),
+    )?;
+    Ok(())
+}
+
 fn main() {
     let shared = Shared {
         ns: namespace::enter(),
@@ -306,6 +366,10 @@ fn main() {
             ("publickey_and_code", publickey_and_code),
             ("password_and_code", password_and_code),
             ("code_only", code_only),
+            (
+                "every_documented_stack_uses_requisite",
+                every_documented_stack_uses_requisite,
+            ),
         ],
     );
 }

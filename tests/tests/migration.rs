@@ -376,19 +376,28 @@ fn unsafe_or_foreign_files_are_refused(ns: &TestNamespace) -> Result<(), Failed>
     let path = ga_path(&erin);
     google_authenticator(&erin, &path, &["-t", "-d", "-u", "-w", "3"])?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+    // A file that fails a safety check is in the way: exit 2, as for every
+    // command (twofactor(1), EXIT STATUS).
     let output = import(&stack, &erin, &[]);
     check(
-        output.status.code() == Some(1)
+        output.status.code() == Some(2)
             && String::from_utf8_lossy(&output.stderr).contains("unsafe permissions"),
         || text(&output),
     )?;
-    // Another user's file, named explicitly: read as erin, refused.
+    // Another user's file, named explicitly: not erin's (nor root's), refused.
     let frank = user(5);
     let franks = ga_path(&frank);
     google_authenticator(&frank, &franks, &["-t", "-d", "-u", "-w", "3"])?;
     let franks = franks.display().to_string();
     let output = import(&stack, &erin, &[&franks]);
-    check(output.status.code() == Some(1), || text(&output))?;
+    check(
+        output.status.code() == Some(2)
+            && String::from_utf8_lossy(&output.stderr).contains(&format!(
+                "is owned by uid {}, expected uid {}",
+                frank.uid, erin.uid
+            )),
+        || text(&output),
+    )?;
     check(!stack.enrollment_path(&erin).exists(), || {
         "an enrollment was written from a refused file".into()
     })?;

@@ -19,7 +19,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::Failed;
@@ -43,6 +43,8 @@ const SERVICE: &str = "tf-package-login";
 struct Shared {
     ns: TestNamespace,
     deb: OnceLock<Result<PathBuf, String>>,
+    /// See [`Shared::exclusive`].
+    overlays: Mutex<()>,
 }
 
 impl Shared {
@@ -52,6 +54,12 @@ impl Shared {
             .get_or_init(|| build_deb(&self.ns))
             .as_deref()
             .map_err(|why| format!("building the package failed: {why}").into())
+    }
+
+    /// The right to mount overlays on /etc, /usr and /var: the trials
+    /// share one mount namespace.
+    fn exclusive(&self) -> MutexGuard<'_, ()> {
+        self.overlays.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -182,17 +190,19 @@ fn fnv(bytes: &[u8]) -> u64 {
 }
 
 /// Overlays on /etc, /usr and /var for the rest of the trial; unmounted on drop.
+/// Mount them while holding [`Shared::exclusive`].
 struct Overlays {
     mounted: Vec<&'static str>,
 }
 
 impl Overlays {
-    fn mount(ns: &TestNamespace) -> Result<Overlays, Failed> {
+    /// `name`: the trial's own scratch layers.
+    fn mount(ns: &TestNamespace, name: &str) -> Result<Overlays, Failed> {
         let mut overlays = Overlays {
             mounted: Vec::new(),
         };
         for dir in ["/etc", "/usr", "/var"] {
-            let base = ns.scratch.join("overlay").join(&dir[1..]);
+            let base = ns.scratch.join(name).join(&dir[1..]);
             let (upper, work) = (base.join("upper"), base.join("work"));
             fs::create_dir_all(&upper)?;
             fs::create_dir_all(&work)?;
@@ -242,9 +252,11 @@ fn install_enable_login_remove(shared: &Shared) -> Result<(), Failed> {
     let deb = shared.deb()?.to_path_buf();
     let deb = deb.to_str().ok_or("path")?;
     let ns = &shared.ns;
+    // Until the host is seen as it was again: no other trial's overlays.
+    let _exclusive = shared.exclusive();
     let host_before = host_fingerprint()?;
     let started = Instant::now();
-    let overlays = Overlays::mount(ns)?;
+    let overlays = Overlays::mount(ns, "overlay")?;
     if installed()? {
         run_ok("dpkg", &["--purge", PACKAGE])?;
     }
@@ -517,6 +529,82 @@ fn install_enable_login_remove(shared: &Shared) -> Result<(), Failed> {
     Ok(())
 }
 
+/// scripts/install.sh, as an administrator installing from source runs it
+/// (given the binaries this test run built, instead of building its own):
+/// the module, the command, the configuration, and the man pages that
+/// `twofactor --help` and the README point to, where man(1) finds them.
+fn install_script_installs_the_man_pages(shared: &Shared) -> Result<(), Failed> {
+    let ns = &shared.ns;
+    let _exclusive = shared.exclusive();
+    let host_before = host_fingerprint()?;
+    let overlays = Overlays::mount(ns, "overlay-install-script")?;
+    let mut command = Command::new(workspace().join("scripts/install.sh"));
+    command
+        .arg("--module")
+        .arg(production_module())
+        .arg("--tool")
+        .arg(twofactor_binary());
+    let helper = target_dir().join("debug/twofactor-fido2-helper");
+    if helper.exists() {
+        command.arg("--helper").arg(helper);
+    }
+    let output = command.env("LC_ALL", "C").stdin(Stdio::null()).output()?;
+    check(output.status.success(), || {
+        describe("scripts/install.sh", &output)
+    })?;
+    check(mode_owner(MODULE)? == (0o644, 0, 0), || MODULE.to_string())?;
+    check(
+        mode_owner("/usr/local/bin/twofactor")? == (0o755, 0, 0),
+        || "/usr/local/bin/twofactor".into(),
+    )?;
+    check(mode_owner(STATE_DIR)? == (0o711, 0, 0), || STATE_DIR.into())?;
+    check(Path::new(CONFIG).exists(), || CONFIG.into())?;
+    let local = "/usr/local/share/man";
+    for (args, page) in [
+        (vec!["-w", "twofactor"], "man1/twofactor.1.gz"),
+        (
+            vec!["-w", "1", "twofactor-enroll"],
+            "man1/twofactor-enroll.1.gz",
+        ),
+        (
+            vec!["-w", "twofactor-import-pam-u2f"],
+            "man1/twofactor-import-pam-u2f.1.gz",
+        ),
+        (
+            vec!["-w", "5", "pam_twofactor.toml"],
+            "man5/pam_twofactor.toml.5.gz",
+        ),
+        (vec!["-w", "8", "pam_twofactor"], "man8/pam_twofactor.8.gz"),
+    ] {
+        let found = run("man", &args)?;
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        // Debian's /usr/local/man is a link to share/man, which man names.
+        let resolved = fs::canonicalize(&path).ok();
+        check(
+            found.status.success() && resolved == Some(format!("{local}/{page}").into()),
+            || describe(&format!("man {}", args.join(" ")), &found),
+        )?;
+        check(mode_owner(&path)? == (0o644, 0, 0), || path.clone())?;
+    }
+    // And the pages are the committed ones, readable as man shows them.
+    let shown = Command::new("man")
+        .args(["8", "pam_twofactor"])
+        .env("MANPAGER", "cat")
+        .env("LC_ALL", "C.UTF-8")
+        .output()?;
+    check(
+        shown.status.success()
+            && String::from_utf8_lossy(&shown.stdout).contains("auth requisite pam_twofactor.so"),
+        || describe("man 8 pam_twofactor", &shown),
+    )?;
+    drop(overlays);
+    let host_after = host_fingerprint()?;
+    check(host_before == host_after, || {
+        format!("the host changed:\nbefore: {host_before}\nafter: {host_after}")
+    })?;
+    Ok(())
+}
+
 /// The files of the package with their modes (`dpkg-deb -c`).
 fn deb_files(deb: &Path) -> Result<Vec<(String, String)>, Failed> {
     let deb = deb.to_str().ok_or("path")?;
@@ -618,6 +706,47 @@ fn package_contents_and_metadata(shared: &Shared) -> Result<(), Failed> {
             describe(&page.display().to_string(), &out)
         })?;
     }
+    Ok(())
+}
+
+/// lintian, Debian's package checker, finds no error and no warning that
+/// packaging/deb/lintian-overrides does not override, and every override
+/// there is in use and has its reason in a comment right above it.
+fn lintian_finds_nothing_unexplained(shared: &Shared) -> Result<(), Failed> {
+    let deb = shared.deb()?;
+    let deb = deb.to_str().ok_or("path")?;
+    let output = run("lintian", &["--show-overrides", "--fail-on", "none", deb])?;
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    check(output.status.success(), || describe("lintian", &output))?;
+    let complaints: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    check(complaints.is_empty(), || {
+        format!("lintian complains (fix it, or override it with a reason):\n{report}")
+    })?;
+    let overridden: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("O: "))
+        .collect();
+    let overrides = fs::read_to_string(workspace().join("packaging/deb/lintian-overrides"))?;
+    let mut previous = "";
+    let mut count = 0;
+    for line in overrides.lines().map(str::trim) {
+        if !line.is_empty() && !line.starts_with('#') {
+            count += 1;
+            check(previous.starts_with('#'), || {
+                format!("lintian override without a comment saying why: {line}")
+            })?;
+            check(overridden.contains(&line), || {
+                format!("lintian override not in use (remove it): {line}\n{report}")
+            })?;
+        }
+        previous = line;
+    }
+    check(count > 0 && count == overridden.len(), || {
+        format!("overrides: {count}, used: {overridden:?}")
+    })?;
     Ok(())
 }
 
@@ -741,14 +870,23 @@ fn main() {
     let shared = Shared {
         ns: namespace::enter(),
         deb: OnceLock::new(),
+        overlays: Mutex::new(()),
     };
     run_trials(
         shared,
         vec![
             ("install_enable_login_remove", install_enable_login_remove),
             (
+                "install_script_installs_the_man_pages",
+                install_script_installs_the_man_pages,
+            ),
+            (
                 "package_contents_and_metadata",
                 package_contents_and_metadata,
+            ),
+            (
+                "lintian_finds_nothing_unexplained",
+                lintian_finds_nothing_unexplained,
             ),
             (
                 "man_pages_document_every_argument_and_key",

@@ -22,11 +22,13 @@ use twofactor_integration_tests::sshd::{
     enroll_with_tool, generate_key, run_ssh, syslog_flushed, syslog_mark, syslog_since, SshOutcome,
     SshServer, ToolEnrollment,
 };
+use twofactor_integration_tests::terminal::Console;
 use twofactor_integration_tests::users::{user, TestUser};
 
 const CODE_ONLY_USER: u32 = 37;
 const KEY_AND_CODE_USER: u32 = 38;
 const ROTATED_USER: u32 = 36;
+const LOW_CODES_USER: u32 = 35;
 const REMOTE_COMMAND: &str = "echo logged-in-$(id -un)";
 const PROMPT: &str = "Verification code:";
 
@@ -45,6 +47,7 @@ struct World {
     code_only: Mutex<Account>,
     key_and_code: Mutex<Account>,
     rotated: Mutex<Account>,
+    low_codes: Mutex<Account>,
     state_dir: PathBuf,
     attempts: AtomicUsize,
 }
@@ -108,7 +111,7 @@ fn sshd_stack(config: &Path) -> Result<String, String> {
     let installed = fs::read_to_string("/etc/pam.d/sshd")
         .map_err(|e| format!("read /etc/pam.d/sshd (is openssh-server installed?): {e}"))?;
     let module_line = format!(
-        "auth required {} config={}",
+        "auth requisite {} config={}",
         production_module().display(),
         config.display()
     );
@@ -173,6 +176,7 @@ impl World {
         let code_only = enroll(CODE_ONLY_USER, &config)?;
         let key_and_code = enroll(KEY_AND_CODE_USER, &config)?;
         let rotated = enroll(ROTATED_USER, &config)?;
+        let low_codes = enroll(LOW_CODES_USER, &config)?;
         let client_key = dir.join("client_ed25519");
         generate_key(&client_key)?;
         authorize_key(&key_and_code.user, &client_key.with_extension("pub"))?;
@@ -198,6 +202,7 @@ impl World {
             code_only: Mutex::new(code_only),
             key_and_code: Mutex::new(key_and_code),
             rotated: Mutex::new(rotated),
+            low_codes: Mutex::new(low_codes),
             attempts: AtomicUsize::new(0),
         })
     }
@@ -215,8 +220,20 @@ impl World {
         answer: &str,
         auth: ClientAuth,
     ) -> Result<Login, Failed> {
+        self.ssh_with(source, account, answer, auth, &[])
+    }
+
+    /// [`World::ssh_from`] with more client options (`-q`).
+    fn ssh_with(
+        &self,
+        source: &str,
+        account: &TestUser,
+        answer: &str,
+        auth: ClientAuth,
+        extra: &[&str],
+    ) -> Result<Login, Failed> {
         let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
-        let mut options: Vec<String> = Vec::new();
+        let mut options: Vec<String> = extra.iter().map(|o| o.to_string()).collect();
         let mut option = |value: &str| options.extend(["-o".to_string(), value.to_string()]);
         match auth {
             ClientAuth::CodeOnly => option("PreferredAuthentications=keyboard-interactive"),
@@ -315,6 +332,11 @@ impl Login {
 
     fn module_logged(&self, needle: &str) -> bool {
         self.module_lines.iter().any(|l| l.contains(needle))
+    }
+
+    /// What the askpass helper was shown, lines joined again.
+    fn prompt_text(&self) -> String {
+        self.outcome.prompts.join("\n")
     }
 }
 
@@ -605,6 +627,140 @@ fn rotating_source_addresses_buys_a_bounded_budget(shared: &Shared) -> Result<()
     world.assert_not_logged(&[&wrong, &right])
 }
 
+/// `ssh -tt ... ACCOUNT@127.0.0.1 [COMMAND]` on a terminal of its own, as a
+/// person runs it: the code is typed at ssh's prompt.
+fn ssh_on_terminal(
+    world: &World,
+    account: &TestUser,
+    command: Option<&str>,
+) -> Result<Console, Failed> {
+    let port = world.server.port.to_string();
+    let destination = format!("{}@127.0.0.1", account.name);
+    let mut args = vec![
+        "-F",
+        "/dev/null",
+        "-p",
+        &port,
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "PreferredAuthentications=keyboard-interactive",
+        "-o",
+        "IdentityAgent=none",
+        "-tt",
+        &destination,
+    ];
+    args.extend(command);
+    Ok(Console::spawn("ssh", &args)?)
+}
+
+/// A user running out of backup codes learns it over SSH, whatever the
+/// client: the advice after a backup code is accepted comes after the last
+/// prompt, which sshd sends as a banner that quiet clients (`ssh -q`) drop;
+/// the reminder before the prompt is part of the prompt itself.
+fn running_out_of_backup_codes_is_told_over_ssh(shared: &Shared) -> Result<(), Failed> {
+    let world = shared.world()?;
+    let account = lock(&world.low_codes);
+    let user = &account.user;
+    let codes = account.enrollment.backup_codes.clone();
+    let advice = "Make new ones with `twofactor backup-codes`.";
+    // Six codes used, four left: nothing said before the prompt; the count
+    // after each, on stderr of a plain `ssh host command`.
+    for (used, code) in codes[..7].iter().enumerate() {
+        let login = world.ssh(user, code, ClientAuth::CodeOnly)?;
+        let left = 9 - used;
+        let accepted = format!(
+            "Backup code accepted. {left} backup codes left.{}",
+            if left <= 3 {
+                format!(" {advice}")
+            } else {
+                String::new()
+            }
+        );
+        check(
+            login.logged_in_as(user)
+                && login.asked_once_for_a_code()
+                && !login.prompt_text().contains("left")
+                && login.outcome.stderr.contains(&accepted),
+            || format!("backup code {used}:\n{}", world.explain(&login)),
+        )?;
+    }
+
+    // Three left. Quietly (-q), which drops what comes after the prompt:
+    // the reminder is in the prompt.
+    let reminder = "Only 3 backup codes left: make new ones with `twofactor backup-codes`.";
+    let code = account.enrollment.totp.code_at(now()).to_string();
+    let quiet = world.ssh_with("127.0.0.1", user, &code, ClientAuth::CodeOnly, &["-q"])?;
+    check(
+        quiet.logged_in_as(user)
+            && quiet
+                .prompt_text()
+                .contains(&format!("{reminder}\nVerification code: "))
+            && quiet.outcome.stderr.is_empty(),
+        || format!("a quiet client with a code:\n{}", world.explain(&quiet)),
+    )?;
+    let quiet = world.ssh_with("127.0.0.1", user, &codes[7], ClientAuth::CodeOnly, &["-q"])?;
+    check(
+        quiet.logged_in_as(user)
+            && quiet.prompt_text().contains(reminder)
+            && !quiet.outcome.stderr.contains("Backup code accepted"),
+        || {
+            format!(
+                "a quiet client with a backup code:\n{}",
+                world.explain(&quiet)
+            )
+        },
+    )?;
+
+    // On a terminal, with a command: the reminder above the prompt, the
+    // count after it.
+    let mut terminal = ssh_on_terminal(world, user, Some("echo logged-in-$(id -un)"))?;
+    terminal.expect(
+        "Only 2 backup codes left: make new ones with `twofactor backup-codes`.\nVerification code: ",
+    )?;
+    terminal.send(&format!("{}\n", codes[8]))?;
+    terminal.expect(&format!(
+        "Backup code accepted. 1 backup code left. {advice}"
+    ))?;
+    terminal.expect(&format!("logged-in-{}", user.name))?;
+    let status = terminal.wait(std::time::Duration::from_secs(20))?;
+    check(status.success(), || {
+        format!("ssh -tt: {status}\n{}", terminal.screen())
+    })?;
+
+    // A login shell: the same, and sshd repeats the count at the session's
+    // start (unless ~/.hushlogin exists).
+    let mut terminal = ssh_on_terminal(world, user, None)?;
+    terminal.expect(
+        "Only 1 backup code left: make new ones with `twofactor backup-codes`.\nVerification code: ",
+    )?;
+    terminal.send(&format!("{}\n", codes[9]))?;
+    let accepted = format!("Backup code accepted. 0 backup codes left. {advice}");
+    terminal.expect(&accepted)?;
+    terminal.send("echo shell-$((6*7)); exit\n")?;
+    terminal.expect("shell-42")?;
+    let status = terminal.wait(std::time::Duration::from_secs(20))?;
+    let screen = terminal.screen();
+    check(
+        status.success() && screen.matches(&accepted).count() == 2,
+        || format!("login shell: {status}\n{screen}"),
+    )?;
+
+    // None left, TOTP still works: said before every prompt.
+    let code = account.enrollment.totp.code_at(now() + 30).to_string();
+    let login = world.ssh_with("127.0.0.1", user, &code, ClientAuth::CodeOnly, &["-q"])?;
+    check(
+        login.logged_in_as(user)
+            && login.prompt_text().contains(
+                "No backup codes left: make new ones with `twofactor backup-codes`.\nVerification code: ",
+            ),
+        || format!("no codes left:\n{}", world.explain(&login)),
+    )?;
+    Ok(())
+}
+
 type Test = fn(&Shared) -> Result<(), Failed>;
 
 fn main() {
@@ -617,6 +773,10 @@ fn main() {
         ("totp_code_logs_in", totp_code_logs_in),
         ("wrong_code_is_refused", wrong_code_is_refused),
         ("backup_code_works_once", backup_code_works_once),
+        (
+            "running_out_of_backup_codes_is_told_over_ssh",
+            running_out_of_backup_codes_is_told_over_ssh,
+        ),
         (
             "public_key_and_code_are_both_required",
             public_key_and_code_are_both_required,

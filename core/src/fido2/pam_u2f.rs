@@ -20,6 +20,9 @@ pub struct U2fCredential {
     pub public_key: PublicKey,
     /// `+pin` or `+verification` was set: logins must be user-verified.
     pub user_verification: bool,
+    /// `+presence` was set: pam_u2f asked for a touch. Without it, pam_u2f
+    /// let the key answer untouched; pam_twofactor always asks for one.
+    pub user_presence: bool,
 }
 
 /// What a file held for one user.
@@ -88,11 +91,15 @@ fn parse_entry(entry: &str) -> Result<U2fCredential, String> {
             .map_err(|_| "public key is not base64".to_string())?
     };
     let public_key = PublicKey::new(algorithm, &key_bytes)?;
+    // Lines without options (the U2F-era format, or no fourth field) are
+    // from before user presence could be turned off: it was always asked.
     let options = fields.get(3).copied().unwrap_or("+presence");
     let user_verification = options.contains("+pin") || options.contains("+verification");
+    let user_presence = options.contains("+presence");
     Ok(U2fCredential {
         credential_id,
         public_key,
         user_verification,
+        user_presence,
     })
 }

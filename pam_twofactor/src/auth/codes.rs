@@ -18,7 +18,9 @@ use crate::log::Severity;
 use crate::session::Session;
 use crate::system::Account;
 
-use super::login::{format_utc, kind_name, locked_message, LogContext, Login, Outcome, Target};
+use super::login::{
+    format_utc, kind_name, locked_message, LogContext, Login, Outcome, Target, LOW_BACKUP_CODES,
+};
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy)]
@@ -237,7 +239,7 @@ impl Login<'_> {
                 "Backup code accepted. {remaining} backup code{} left.",
                 if remaining == 1 { "" } else { "s" }
             );
-            if remaining <= 3 {
+            if remaining <= LOW_BACKUP_CODES {
                 message.push_str(" Make new ones with `twofactor backup-codes`.");
             }
             session.info(&message);

@@ -23,6 +23,8 @@ use crate::system::{Account, System};
 /// How long a login waits for the notify_command (a lockout or a backup code
 /// used): short, since the user is waiting.
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// At or below this many backup codes the user is told to make new ones.
+pub const LOW_BACKUP_CODES: usize = 3;
 
 /// How a login ended; [`decide_code`] maps it to the PAM return value.
 #[derive(Debug, Clone, PartialEq, Eq)]

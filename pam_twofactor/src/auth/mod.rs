@@ -16,10 +16,11 @@ use std::path::Path;
 
 use twofactor_core::attempt::AnswerForm;
 use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT};
+use twofactor_core::enrollment::Enrollment;
 use twofactor_core::enrollment::{expand_path, read_with_legacy};
 use twofactor_core::ratelimit::Locks;
 use twofactor_core::state::{LoginState, StateStore};
-use twofactor_core::verify::Kinds;
+use twofactor_core::verify::{self, Kinds};
 use twofactor_core::Error;
 
 use crate::args::{ModuleArgs, PassMode};
@@ -28,10 +29,32 @@ use crate::session::{PamCode, Session};
 use crate::system::System;
 
 use codes::{AuthtokStep, Source};
-use login::Target;
 pub use login::{decide_code, format_utc, LogContext, Login, Outcome};
+use login::{Target, LOW_BACKUP_CODES};
 use security_keys::KeyStep;
 pub use security_keys::{has_usable_method, PIN_PROMPT, TOUCH_CUE};
+
+/// "Only 2 backup codes left: ...", when a user who has backup codes is
+/// running out of them (known before the answer, so said before asking).
+fn low_backup_codes_reminder(
+    enrollment: &Enrollment,
+    state: Option<&LoginState>,
+) -> Option<String> {
+    if enrollment.backup_codes.is_empty() {
+        return None;
+    }
+    let remaining =
+        verify::remaining_backup_codes(enrollment, state.unwrap_or(&LoginState::default()));
+    let left = match remaining {
+        0 => "No backup codes left".to_string(),
+        1 => "Only 1 backup code left".to_string(),
+        n if n <= LOW_BACKUP_CODES => format!("Only {n} backup codes left"),
+        _ => return None,
+    };
+    Some(format!(
+        "{left}: make new ones with `twofactor backup-codes`."
+    ))
+}
 
 /// The configuration of this login: the file (through the [`System`]: a
 /// missing file at the default path means the secure defaults, a file
@@ -85,6 +108,10 @@ impl Login<'_> {
             return Outcome::Ignored;
         }
 
+        // Said before the prompt: a message after the last prompt reaches
+        // no OpenSSH client that runs quietly (-q, LogLevel error), while
+        // sshd puts messages before a prompt into the prompt itself.
+        let mut low_codes_reminder = None;
         if let Target::Enrolled(account, enrollment) = &target {
             // Only where the module asks for the code alone: with
             // forward_pass or use_first_pass the next module expects the
@@ -108,6 +135,7 @@ impl Login<'_> {
             if self.announce_lockout(session, &config, peeked.as_ref(), &context) {
                 return Outcome::Refused;
             }
+            low_codes_reminder = low_backup_codes_reminder(enrollment, peeked.as_ref());
         }
 
         // Failures a code in PAM_AUTHTOK counted under try_first_pass: taken
@@ -133,6 +161,9 @@ impl Login<'_> {
         } else {
             config.prompt.as_str()
         };
+        if let Some(reminder) = low_codes_reminder.filter(|_| !self.silent) {
+            session.info(&reminder);
+        }
         let answer = match session.prompt_hidden(prompt) {
             Ok(answer) => answer,
             Err(_) => {

@@ -149,7 +149,7 @@ fn enroll_key(
     codes: bool,
 ) -> Credential {
     let credential = register(device, alg, "usb", false);
-    let (mut enrollment, _) = enrollment_with(if codes { 3 } else { 0 });
+    let (mut enrollment, _) = enrollment_with(if codes { 4 } else { 0 });
     if !codes {
         enrollment.totp = None;
     }
