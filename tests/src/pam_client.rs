@@ -22,8 +22,14 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
-type ConvFn =
-    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+/// Nullable and unsafe, as in Linux-PAM: the module calls into this
+/// application's code with raw pointers.
+type ConvFn = unsafe extern "C" fn(
+    c_int,
+    *mut *const PamMessage,
+    *mut *mut PamResponse,
+    *mut c_void,
+) -> c_int;
 
 #[repr(C)]
 struct PamConv {
@@ -109,6 +115,9 @@ pub struct Attempt {
     pub env: Vec<String>,
     /// Flags for pam_authenticate.
     pub flags: i32,
+    /// Register a `struct pam_conv` whose function is NULL (libpam accepts
+    /// one) instead of the scripted conversation.
+    pub null_conversation: bool,
 }
 
 /// What happened.
@@ -140,7 +149,11 @@ struct Script {
     shown: Vec<Shown>,
 }
 
-extern "C" fn scripted_conversation(
+/// # Safety
+/// Called by libpam with Linux-PAM's contract: `msg` points to `num_msg`
+/// valid messages, `resp` is a valid out-pointer, and `appdata` is the
+/// `&RefCell<Script>` registered with the conversation.
+unsafe extern "C" fn scripted_conversation(
     num_msg: c_int,
     msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,
@@ -222,7 +235,11 @@ pub fn authenticate(confdir: &Path, service: &str, user: &str, attempt: &Attempt
         shown: Vec::new(),
     });
     let conv = PamConv {
-        conv: Some(scripted_conversation),
+        conv: if attempt.null_conversation {
+            None
+        } else {
+            Some(scripted_conversation)
+        },
         appdata_ptr: &script as *const RefCell<Script> as *mut c_void,
     };
     let service_c = CString::new(service).unwrap();

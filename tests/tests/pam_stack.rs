@@ -861,6 +861,38 @@ fn conversation_failure_is_an_error(ns: &TestNamespace) -> Result<(), Failed> {
     )
 }
 
+/// An application whose `struct pam_conv` has a NULL function (libpam
+/// accepts it): the login fails as a conversation error instead of crashing
+/// the application, and the next login works.
+fn null_conversation_function_is_an_error(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "nullconv", "", "");
+    let u = user(8);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    let result = stack.authenticate(
+        &u.name,
+        &Attempt {
+            answers: vec![enrolled.code_at(NOW)],
+            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={NOW}")],
+            null_conversation: true,
+            ..Attempt::default()
+        },
+    );
+    check(
+        result.code == code::CONV_ERR && result.shown.is_empty(),
+        format!("a NULL conversation function gave {result:?}"),
+    )?;
+    assert_logged(&stack, "conversation failed")?;
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
+    check(
+        result.code == code::SUCCESS,
+        format!(
+            "the code after the failed conversation gave {}",
+            result.code
+        ),
+    )
+}
+
 fn main() {
     let ns = namespace::enter();
     run_trials(
@@ -912,6 +944,10 @@ fn main() {
             (
                 "conversation_failure_is_an_error",
                 conversation_failure_is_an_error,
+            ),
+            (
+                "null_conversation_function_is_an_error",
+                null_conversation_function_is_an_error,
             ),
         ],
     );
