@@ -143,10 +143,9 @@ pub fn require_root() {
     }
 }
 
-/// Enter a private mount namespace. Must run before any thread is started.
-/// Exits with a message when not root (see [`require_root`]).
-pub fn enter() -> TestNamespace {
-    require_root();
+/// Move this process into a mount namespace of its own whose mounts
+/// propagate nowhere: what it mounts stays invisible to the host.
+pub fn unshare_mounts() {
     unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
     mount(
         None::<&str>,
@@ -156,6 +155,13 @@ pub fn enter() -> TestNamespace {
         None::<&str>,
     )
     .expect("make / private");
+}
+
+/// Enter a private mount namespace. Must run before any thread is started.
+/// Exits with a message when not root (see [`require_root`]).
+pub fn enter() -> TestNamespace {
+    require_root();
+    unshare_mounts();
     let guard = tempfile::Builder::new()
         .prefix("pam_twofactor-tests.")
         .tempdir()

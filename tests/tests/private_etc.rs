@@ -13,8 +13,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use libtest_mimic::Failed;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{Group, User};
 use twofactor_integration_tests::checks::{check, ensure};
 use twofactor_integration_tests::namespace;
@@ -51,15 +49,7 @@ fn replace_by_rename(name: &str, added_line: &str) {
 /// The host: its own /etc, a test namespace below it, and the renames
 /// while that namespace is in use. Exits with the namespace's status.
 fn host() -> ! {
-    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("make / private");
+    namespace::unshare_mounts();
     let scratch = tempfile::tempdir().expect("scratch dir");
     namespace::private_etc(scratch.path(), |_| {});
     // Nothing below may write the real account files.
