@@ -22,8 +22,14 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
-type ConvFn =
-    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+/// Nullable and unsafe, as in Linux-PAM: the module calls into this
+/// application's code with raw pointers.
+type ConvFn = unsafe extern "C" fn(
+    c_int,
+    *mut *const PamMessage,
+    *mut *mut PamResponse,
+    *mut c_void,
+) -> c_int;
 
 #[repr(C)]
 struct PamConv {
@@ -73,6 +79,52 @@ pub mod code {
     /// PAM_PERM_DENIED: what libpam answers when every module of a stack
     /// returned PAM_IGNORE.
     pub const PERM_DENIED: i32 = 6;
+
+    /// Linux-PAM's names of its return values, in order from PAM_SUCCESS.
+    const NAMES: [&str; 32] = [
+        "PAM_SUCCESS",
+        "PAM_OPEN_ERR",
+        "PAM_SYMBOL_ERR",
+        "PAM_SERVICE_ERR",
+        "PAM_SYSTEM_ERR",
+        "PAM_BUF_ERR",
+        "PAM_PERM_DENIED",
+        "PAM_AUTH_ERR",
+        "PAM_CRED_INSUFFICIENT",
+        "PAM_AUTHINFO_UNAVAIL",
+        "PAM_USER_UNKNOWN",
+        "PAM_MAXTRIES",
+        "PAM_NEW_AUTHTOK_REQD",
+        "PAM_ACCT_EXPIRED",
+        "PAM_SESSION_ERR",
+        "PAM_CRED_UNAVAIL",
+        "PAM_CRED_EXPIRED",
+        "PAM_CRED_ERR",
+        "PAM_NO_MODULE_DATA",
+        "PAM_CONV_ERR",
+        "PAM_AUTHTOK_ERR",
+        "PAM_AUTHTOK_RECOVERY_ERR",
+        "PAM_AUTHTOK_LOCK_BUSY",
+        "PAM_AUTHTOK_DISABLE_AGING",
+        "PAM_TRY_AGAIN",
+        "PAM_IGNORE",
+        "PAM_ABORT",
+        "PAM_AUTHTOK_EXPIRED",
+        "PAM_MODULE_UNKNOWN",
+        "PAM_BAD_ITEM",
+        "PAM_CONV_AGAIN",
+        "PAM_INCOMPLETE",
+    ];
+
+    /// A result code for a failure message: name and number, such as
+    /// `PAM_AUTH_ERR (7)`.
+    pub fn describe(code: i32) -> String {
+        let name = usize::try_from(code)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+            .unwrap_or(&"unknown");
+        format!("{name} ({code})")
+    }
 }
 
 const PAM_RHOST: c_int = 4;
@@ -109,6 +161,9 @@ pub struct Attempt {
     pub env: Vec<String>,
     /// Flags for pam_authenticate.
     pub flags: i32,
+    /// Register a `struct pam_conv` whose function is NULL (libpam accepts
+    /// one) instead of the scripted conversation.
+    pub null_conversation: bool,
 }
 
 /// What happened.
@@ -140,7 +195,11 @@ struct Script {
     shown: Vec<Shown>,
 }
 
-extern "C" fn scripted_conversation(
+/// # Safety
+/// Called by libpam with Linux-PAM's contract: `msg` points to `num_msg`
+/// valid messages, `resp` is a valid out-pointer, and `appdata` is the
+/// `&RefCell<Script>` registered with the conversation.
+unsafe extern "C" fn scripted_conversation(
     num_msg: c_int,
     msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,
@@ -222,7 +281,11 @@ pub fn authenticate(confdir: &Path, service: &str, user: &str, attempt: &Attempt
         shown: Vec::new(),
     });
     let conv = PamConv {
-        conv: Some(scripted_conversation),
+        conv: if attempt.null_conversation {
+            None
+        } else {
+            Some(scripted_conversation)
+        },
         appdata_ptr: &script as *const RefCell<Script> as *mut c_void,
     };
     let service_c = CString::new(service).unwrap();
@@ -270,5 +333,27 @@ pub fn authenticate(confdir: &Path, service: &str, user: &str, attempt: &Attempt
         code,
         shown: script.shown,
         unused_answers: script.answers.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code;
+
+    #[test]
+    fn result_codes_are_described_by_their_linux_pam_names() {
+        assert_eq!(code::describe(code::SUCCESS), "PAM_SUCCESS (0)");
+        assert_eq!(code::describe(code::PERM_DENIED), "PAM_PERM_DENIED (6)");
+        assert_eq!(code::describe(code::AUTH_ERR), "PAM_AUTH_ERR (7)");
+        assert_eq!(
+            code::describe(code::AUTHINFO_UNAVAIL),
+            "PAM_AUTHINFO_UNAVAIL (9)"
+        );
+        assert_eq!(code::describe(code::USER_UNKNOWN), "PAM_USER_UNKNOWN (10)");
+        assert_eq!(code::describe(code::CONV_ERR), "PAM_CONV_ERR (19)");
+        assert_eq!(code::describe(code::IGNORE), "PAM_IGNORE (25)");
+        assert_eq!(code::describe(31), "PAM_INCOMPLETE (31)");
+        assert_eq!(code::describe(32), "unknown (32)");
+        assert_eq!(code::describe(-1), "unknown (-1)");
     }
 }

@@ -1,9 +1,9 @@
-//! Test accounts, visible only inside the test namespace: copies of
-//! `/etc/passwd`, `/etc/group` and `/etc/shadow` with the accounts added are
-//! bind-mounted over the originals.
+//! Test accounts, visible only inside the test namespace: its private `/etc`
+//! (see [`crate::namespace::private_etc`]) holds copies of `/etc/passwd`,
+//! `/etc/group` and `/etc/shadow` with the accounts added.
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -53,13 +53,23 @@ pub fn alias_of_last() -> TestUser {
     }
 }
 
-pub(crate) fn install_account_files(scratch: &Path) {
+pub(crate) fn create_homes(scratch: &Path) {
     let homes = scratch.join("home");
     fs::create_dir(&homes).expect("mkdir home");
     fs::set_permissions(&homes, fs::Permissions::from_mode(0o755)).expect("chmod home");
-    HOMES.set(homes.clone()).expect("accounts installed twice");
-    let etc = scratch.join("etc");
-    fs::create_dir(&etc).expect("mkdir etc");
+    HOMES.set(homes).expect("accounts installed twice");
+    for index in 0..ACCOUNT_COUNT {
+        let u = user(index);
+        fs::create_dir(&u.home).expect("mkdir home");
+        chown(&u.home, Some(u.uid), Some(u.uid)).expect("chown home");
+        fs::set_permissions(&u.home, fs::Permissions::from_mode(0o755)).expect("chmod home");
+    }
+}
+
+/// Write the host's `passwd`, `group` and `shadow` with the test accounts
+/// added into `etc` (the upper layer of the namespace's `/etc`), each with
+/// the owner and mode of the host's file.
+pub(crate) fn write_account_files(etc: &Path) {
     let mut passwd = fs::read_to_string("/etc/passwd").expect("read passwd");
     let mut group = fs::read_to_string("/etc/group").expect("read group");
     let mut shadow = fs::read_to_string("/etc/shadow").expect("read shadow");
@@ -74,9 +84,6 @@ pub(crate) fn install_account_files(scratch: &Path) {
         ));
         group.push_str(&format!("{}:x:{}:\n", u.name, u.uid));
         shadow.push_str(&format!("{}:{PASSWORD_HASH}:19000:0:99999:7:::\n", u.name));
-        fs::create_dir(&u.home).expect("mkdir home");
-        chown(&u.home, Some(u.uid), Some(u.uid)).expect("chown home");
-        fs::set_permissions(&u.home, fs::Permissions::from_mode(0o755)).expect("chmod home");
     }
     let alias = alias_of_last();
     passwd.push_str(&format!(
@@ -90,14 +97,12 @@ pub(crate) fn install_account_files(scratch: &Path) {
         "{}:{PASSWORD_HASH}:19000:0:99999:7:::\n",
         alias.name
     ));
-    for (name, contents, mode) in [
-        ("passwd", passwd, 0o644),
-        ("group", group, 0o644),
-        ("shadow", shadow, 0o640),
-    ] {
+    for (name, contents) in [("passwd", passwd), ("group", group), ("shadow", shadow)] {
+        let host = fs::metadata(Path::new("/etc").join(name)).expect("stat account file");
         let copy = etc.join(name);
         fs::write(&copy, contents).expect("write account file");
-        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).expect("chmod");
-        crate::namespace::bind_file(&copy, &Path::new("/etc").join(name));
+        chown(&copy, Some(host.uid()), Some(host.gid())).expect("chown account file");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(host.mode() & 0o7777))
+            .expect("chmod account file");
     }
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use libtest_mimic::Failed;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::state::LoginState;
 use twofactor_integration_tests::checks::{assert_logged, check};
@@ -27,6 +28,9 @@ use twofactor_integration_tests::users::{user, TestUser};
 
 const NOW: u64 = 1_800_000_000;
 const KILL_TRIALS: usize = 1000;
+/// Seed for the kill instants of `logins_killed_at_random_instants`, to
+/// replay a failed run (a fresh random seed when unset).
+const KILL_SEED_VAR: &str = "TWOFACTOR_KILL_SEED";
 const CONCURRENT_LOGINS: usize = 100;
 
 fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> Stack {
@@ -83,20 +87,24 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
     // Successes never count: many logins in a row lock nothing.
     for i in 0..8u64 {
         let t = NOW - 3600 + i * 30;
+        let result = login_from(&stack, &u.name, &[&enrolled.code_at(t)], t, None);
         check(
-            login_from(&stack, &u.name, &[&enrolled.code_at(t)], t, None).code == code::SUCCESS,
-            "success",
+            result.code == code::SUCCESS,
+            format!("success: got {}", code::describe(result.code)),
         )?;
     }
     for i in 0..4 {
         let result = login_from(&stack, &u.name, &[&wrong], NOW + i, None);
         check(
             result.code == code::AUTH_ERR && result.prompts().len() == 1,
-            format!("failure {i}"),
+            format!("failure {i}: got {}", code::describe(result.code)),
         )?;
     }
     let fifth = login_from(&stack, &u.name, &[&wrong], NOW + 4, None);
-    check(fifth.code == code::AUTH_ERR, "fifth failure")?;
+    check(
+        fifth.code == code::AUTH_ERR,
+        format!("fifth failure: got {}", code::describe(fifth.code)),
+    )?;
     // Failures at NOW..NOW+4: the lock lifts when the first leaves the 900 s window.
     let until = "2027-01-15 08:15:00 UTC";
     assert_logged(
@@ -158,9 +166,10 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
     stack.enroll(&u, &enrolled);
     let not_a_code = "zzzz-zzzz-zzzz-zzzz";
     for i in 0..10 {
+        let result = login_from(&stack, &u.name, &[not_a_code], NOW + i, None);
         check(
-            login_from(&stack, &u.name, &[not_a_code], NOW + i, None).code == code::AUTH_ERR,
-            "wrong backup",
+            result.code == code::AUTH_ERR,
+            format!("wrong backup: got {}", code::describe(result.code)),
         )?;
     }
     assert_logged(
@@ -176,7 +185,10 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
     );
     check(
         result.code == code::AUTH_ERR,
-        "valid backup code while backup codes are locked",
+        format!(
+            "valid backup code while backup codes are locked: got {}",
+            code::describe(result.code)
+        ),
     )?;
     check(
         shown_error(&result, "backup codes locked until"),
@@ -193,7 +205,10 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
     );
     check(
         result.code == code::SUCCESS,
-        "TOTP while backup codes are locked",
+        format!(
+            "TOTP while backup codes are locked: got {}",
+            code::describe(result.code)
+        ),
     )?;
     // Both locked: told, and not asked at all.
     let wrong = wrong_code(&enrolled, NOW);
@@ -203,7 +218,11 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
     let result = login_from(&stack, &u.name, &[], NOW + 60, None);
     check(
         result.code == code::AUTH_ERR && result.prompts().is_empty(),
-        format!("fully locked: {:?}", result.shown),
+        format!(
+            "fully locked: got {}, shown {:?}",
+            code::describe(result.code),
+            result.shown
+        ),
     )?;
     check(
         shown_error(&result, "this account is locked until"),
@@ -238,7 +257,10 @@ fn rate_limit_by_host(ns: &TestNamespace) -> Result<(), Failed> {
     );
     check(
         result.code == code::AUTH_ERR,
-        "the attacking host is locked",
+        format!(
+            "the attacking host is locked: got {}",
+            code::describe(result.code)
+        ),
     )?;
     let result = login_from(
         &stack,
@@ -268,21 +290,26 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     let enrolled = Enrolled::standard();
     off.enroll(&u, &enrolled);
     let home = Some("192.0.2.10");
+    let result = login_from(&off, &u.name, &[&enrolled.code_at(NOW)], NOW, home);
     check(
-        login_from(&off, &u.name, &[&enrolled.code_at(NOW)], NOW, home).code == code::SUCCESS,
-        "off: first",
+        result.code == code::SUCCESS,
+        format!("off: first: got {}", code::describe(result.code)),
     )?;
     let again = login_from(&off, &u.name, &[], NOW + 10, home);
     check(
         again.code != code::SUCCESS && again.prompts().len() == 1,
-        "grace period is off by default",
+        format!(
+            "grace period is off by default: got {}",
+            code::describe(again.code)
+        ),
     )?;
 
     let v = user(4);
     on.enroll(&v, &enrolled);
+    let result = login_from(&on, &v.name, &[&enrolled.code_at(NOW)], NOW, home);
     check(
-        login_from(&on, &v.name, &[&enrolled.code_at(NOW)], NOW, home).code == code::SUCCESS,
-        "on: first",
+        result.code == code::SUCCESS,
+        format!("on: first: got {}", code::describe(result.code)),
     )?;
     let within = login_from(&on, &v.name, &[], NOW + 299, home);
     check(
@@ -296,13 +323,16 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     let elsewhere = login_from(&on, &v.name, &[], NOW + 100, Some("192.0.2.11"));
     check(
         elsewhere.code != code::SUCCESS && elsewhere.prompts().len() == 1,
-        "another host is asked",
+        format!(
+            "another host is asked: got {}",
+            code::describe(elsewhere.code)
+        ),
     )?;
     // The grace counts from the verification, not from logins it let through.
     let expired = login_from(&on, &v.name, &[], NOW + 300, home);
     check(
         expired.code != code::SUCCESS && expired.prompts().len() == 1,
-        "grace expired",
+        format!("grace expired: got {}", code::describe(expired.code)),
     )?;
     // Local logins: the terminal is the origin.
     let tty_login = |tty: &str, answers: Vec<String>, now: u64| {
@@ -317,19 +347,26 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
         )
     };
     let t = NOW + 600;
+    let result = tty_login("/dev/tty3", vec![enrolled.code_at(t)], t);
     check(
-        tty_login("/dev/tty3", vec![enrolled.code_at(t)], t).code == code::SUCCESS,
-        "tty first",
+        result.code == code::SUCCESS,
+        format!("tty first: got {}", code::describe(result.code)),
     )?;
     let same = tty_login("/dev/tty3", vec![], t + 10);
     check(
         same.code == code::SUCCESS && same.prompts().is_empty(),
-        "same terminal within grace",
+        format!(
+            "same terminal within grace: got {}",
+            code::describe(same.code)
+        ),
     )?;
     let other = tty_login("/dev/tty4", vec![], t + 10);
     check(
         other.code != code::SUCCESS && other.prompts().len() == 1,
-        "another terminal is asked",
+        format!(
+            "another terminal is asked: got {}",
+            code::describe(other.code)
+        ),
     )?;
 
     // With forward_pass the password must still be asked for and handed on.
@@ -337,9 +374,10 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     let w = user(22);
     forward.enroll(&w, &enrolled);
     let answer = format!("pw{}", enrolled.code_at(NOW));
+    let result = login_from(&forward, &w.name, &[&answer], NOW, home);
     check(
-        login_from(&forward, &w.name, &[&answer], NOW, home).code == code::SUCCESS,
-        "forward: first",
+        result.code == code::SUCCESS,
+        format!("forward: first: got {}", code::describe(result.code)),
     )?;
     let again = login_from(&forward, &w.name, &[], NOW + 10, home);
     check(
@@ -416,7 +454,10 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
     stack.enroll(&w, &enrolled);
     let wrong = wrong_code(&enrolled, NOW);
     let codes = run_all(w.name.clone(), Arc::new(move |_| wrong.clone()), NOW);
-    check(codes.iter().all(|c| *c == code::AUTH_ERR), "all wrong")?;
+    check(
+        codes.iter().all(|c| *c == code::AUTH_ERR),
+        format!("all wrong: got {codes:?}"),
+    )?;
     let failures = state_of(&stack, &w.name)?.failures.len();
     check(
         failures == CONCURRENT_LOGINS,
@@ -445,7 +486,11 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
         })
         .collect();
     for h in handles {
-        check(h.join().expect("thread") == code::AUTH_ERR, "guess refused")?;
+        let got = h.join().expect("thread");
+        check(
+            got == code::AUTH_ERR,
+            format!("guess refused: got {}", code::describe(got)),
+        )?;
     }
     let failures = state_of(&limited, &x.name)?.failures.len();
     check(
@@ -515,6 +560,25 @@ fn login_loop() -> ! {
 }
 
 fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
+    let seed = match std::env::var(KILL_SEED_VAR) {
+        Ok(text) => text
+            .parse::<u64>()
+            .map_err(|e| format!("{KILL_SEED_VAR}={text:?}: {e}"))?,
+        Err(_) => rand::random(),
+    };
+    // Printed before the run, so that a run that hangs or dies still tells
+    // it. The seed fixes the instants; how far each login gets by then still
+    // depends on the machine's speed.
+    eprintln!("  logins_killed_at_random_instants: {KILL_SEED_VAR}={seed}");
+    kill_logins(ns, StdRng::seed_from_u64(seed)).map_err(|failed| {
+        let why = failed.message().unwrap_or("failed");
+        format!("{why} ({KILL_SEED_VAR}={seed} replays the kill instants)").into()
+    })
+}
+
+/// Log in over and over in child processes killed after random delays from
+/// `rng`, and check after each kill that no confirmed login was undone.
+fn kill_logins(ns: &TestNamespace, mut rng: StdRng) -> Result<(), Failed> {
     let stack = stack(
         ns,
         "kill",
@@ -534,7 +598,6 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
         .map(|c| c.salt.clone())
         .collect();
 
-    let mut rng = rand::thread_rng();
     let mut last_step = NOW / 30;
     let mut observed_step: Option<u64> = None;
     let mut spent_seen: Vec<String> = Vec::new();
@@ -639,7 +702,10 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
         let result = stack.login_at(&u.name, &enrolled.backup_codes[*i], (last_step + 1) * 30);
         check(
             result.code == code::AUTH_ERR,
-            format!("confirmed backup code {i} accepted again"),
+            format!(
+                "confirmed backup code {i} accepted again: got {}",
+                code::describe(result.code)
+            ),
         )?;
     }
     // Orphaned temporaries were cleaned by the next locked login.
@@ -671,9 +737,10 @@ fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
         nix::mount::MsFlags::empty(),
         Some("size=64k,mode=0711"),
     )?;
+    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
     check(
-        login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None).code == code::SUCCESS,
-        "before",
+        result.code == code::SUCCESS,
+        format!("before: got {}", code::describe(result.code)),
     )?;
     let state_path = stack.state_dir.join(format!("{}.state", u.name));
     let before = fs::read(&state_path)?;
@@ -709,7 +776,10 @@ fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
     );
     check(
         result.code == code::SUCCESS,
-        "the backup code was not spent by the failed login",
+        format!(
+            "the backup code was not spent by the failed login: got {}",
+            code::describe(result.code)
+        ),
     )?;
     nix::mount::umount(&stack.state_dir)?;
     Ok(())
@@ -965,10 +1035,10 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let u = user(20);
     let enrolled = Enrolled::standard();
     notifying.enroll(&u, &enrolled);
+    let result = login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None);
     check(
-        login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None).code
-            == code::SUCCESS,
-        "backup",
+        result.code == code::SUCCESS,
+        format!("backup: got {}", code::describe(result.code)),
     )?;
     let wrong = wrong_code(&enrolled, NOW);
     for i in 0..5 {

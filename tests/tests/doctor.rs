@@ -288,7 +288,10 @@ fn missing_or_foreign_modules_are_problems(ns: &TestNamespace) -> Result<(), Fai
         // libpam agrees: the stack refuses even the right password and code.
         let result = setup.login(&enrolled.code_at(now()));
         check(result != code::SUCCESS, || {
-            format!("{name}: libpam logged in through a stack doctor calls broken")
+            format!(
+                "{name}: libpam logged in through a stack doctor calls broken: got {}",
+                code::describe(result)
+            )
         })?;
     }
     Ok(())
@@ -300,10 +303,13 @@ fn bad_configuration_and_arguments_are_problems(ns: &TestNamespace) -> Result<()
     write(&setup.config, &format!("{good_config}windw = 2\n"), 0o644)?;
     let output = setup.doctor(&[]);
     expect_problem(&output, "unknown field `windw`")?;
-    check(
-        setup.login(&enrolled.code_at(now())) == code::SERVICE_ERR,
-        || "libpam did not refuse the bad configuration".into(),
-    )?;
+    let result = setup.login(&enrolled.code_at(now()));
+    check(result == code::SERVICE_ERR, || {
+        format!(
+            "libpam did not refuse the bad configuration: got {}",
+            code::describe(result)
+        )
+    })?;
 
     write(&setup.config, &good_config, 0o666)?;
     let output = setup.doctor(&[]);
@@ -313,10 +319,13 @@ fn bad_configuration_and_arguments_are_problems(ns: &TestNamespace) -> Result<()
     setup.write_common_auth("requisite", "windows=2")?;
     let output = setup.doctor(&[]);
     expect_problem(&output, "module argument windows=2")?;
-    check(
-        setup.login(&enrolled.code_at(now())) == code::SERVICE_ERR,
-        || "libpam did not refuse the bad argument".into(),
-    )?;
+    let result = setup.login(&enrolled.code_at(now()));
+    check(result == code::SERVICE_ERR, || {
+        format!(
+            "libpam did not refuse the bad argument: got {}",
+            code::describe(result)
+        )
+    })?;
     setup.write_common_auth("requisite", "debugg")?;
     expect_problem(&setup.doctor(&[]), "unknown module argument \"debugg\"")?;
     setup.write_common_auth("requisite", "window=2 nullok [prompt=Code: ]")?;
@@ -331,9 +340,15 @@ fn stack_shape_problems(ns: &TestNamespace) -> Result<(), Failed> {
     let output = setup.doctor(&[]);
     expect_problem(&output, "\"optional\": a wrong code is ignored")?;
     // libpam agrees: a wrong code gets in.
+    let result = setup.login("000000");
     check(
-        setup.login("000000") == code::SUCCESS || enrolled.code_at(now()) == "000000",
-        || "an optional line stopped a wrong code".into(),
+        result == code::SUCCESS || enrolled.code_at(now()) == "000000",
+        || {
+            format!(
+                "an optional line stopped a wrong code: got {}",
+                code::describe(result)
+            )
+        },
     )?;
     setup.write_common_auth("sufficient", "")?;
     expect_problem(&setup.doctor(&[]), "\"sufficient\"")?;
@@ -412,8 +427,9 @@ fn enrollment_problems(ns: &TestNamespace) -> Result<(), Failed> {
         || shown(&output),
     )?;
     // libpam agrees: the right password is not enough.
-    check(setup.login("123456") == code::AUTH_ERR, || {
-        "an unenrolled user got in".into()
+    let result = setup.login("123456");
+    check(result == code::AUTH_ERR, || {
+        format!("an unenrolled user got in: got {}", code::describe(result))
     })?;
     // Under nullok: a note, no problem, and libpam lets the password in.
     setup.write_common_auth("requisite", "nullok")?;

@@ -332,9 +332,13 @@ fn large_limits_are_enforced_exactly(ns: &TestNamespace) -> Result<(), Failed> {
         login(&stack, &u.name, &[wrong_backup], NOW + i, None);
     }
     let right = enrolled.code_at(NOW + 300);
+    let result = login(&stack, &u.name, &[&right], NOW + 300, None);
     check(
-        login(&stack, &u.name, &[&right], NOW + 300, None).code == code::SUCCESS,
-        "199 failures of each kind locked something",
+        result.code == code::SUCCESS,
+        format!(
+            "199 failures of each kind locked something: got {}",
+            code::describe(result.code)
+        ),
     )?;
     login(&stack, &u.name, &[&wrong], NOW + 301, None);
     login(&stack, &u.name, &[wrong_backup], NOW + 301, None);
@@ -431,9 +435,10 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
     let v = user(8);
     stack.enroll(&v, &enrolled);
     let spent = &enrolled.backup_codes[0];
+    let result = login(&stack, &v.name, &[spent], NOW, None);
     check(
-        login(&stack, &v.name, &[spent], NOW, None).code == code::SUCCESS,
-        "spend a backup code",
+        result.code == code::SUCCESS,
+        format!("spend a backup code: got {}", code::describe(result.code)),
     )?;
     let path = stack.state_dir.join(format!("{}.state", v.name));
     let mut grown = state_of(&stack, &v.name)?;
@@ -522,9 +527,10 @@ fn aliases_share_one_state(ns: &TestNamespace) -> Result<(), Failed> {
     fs::set_permissions(&alias_path, fs::Permissions::from_mode(0o600))?;
 
     let code_now = enrolled.code_at(NOW);
+    let result = login(&stack, &owner.name, &[&code_now], NOW, None);
     check(
-        login(&stack, &owner.name, &[&code_now], NOW, None).code == code::SUCCESS,
-        "owner's code",
+        result.code == code::SUCCESS,
+        format!("owner's code: got {}", code::describe(result.code)),
     )?;
     check(!alias_path.exists(), "the alias's state was not taken in")?;
     let result = login(&stack, &alias.name, &[&code_now], NOW + 1, None);
@@ -639,11 +645,14 @@ fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result
         NOW + 60,
         home,
     );
-    check(first.code == code::SUCCESS, "remote first")?;
+    check(
+        first.code == code::SUCCESS,
+        format!("remote first: got {}", code::describe(first.code)),
+    )?;
     let again = login(&stack, &u.name, &[], NOW + 70, home);
     check(
         again.code == code::SUCCESS && again.prompts().is_empty(),
-        "remote again",
+        format!("remote again: got {}", code::describe(again.code)),
     )?;
     let other = pam_client::authenticate(
         &stack.confdir,

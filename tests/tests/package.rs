@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use libtest_mimic::Failed;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use twofactor_integration_tests::checks::ensure as check;
-use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
+use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::totp_from_uri;
@@ -225,13 +225,8 @@ impl Overlays {
         // (seconds); without this flag file it skips that, and `man -w`
         // finds pages without the index anyway.
         let _ = fs::remove_file("/var/lib/man-db/auto-update");
-        // The overlay on /etc hides the test accounts' bind mounts: again.
-        for name in ["passwd", "group", "shadow"] {
-            bind_file(
-                &ns.scratch.join("etc").join(name),
-                &Path::new("/etc").join(name),
-            );
-        }
+        // The test accounts are in the namespace's own /etc, this overlay's
+        // lower layer: visible through it as they are.
         Ok(overlays)
     }
 }

@@ -100,9 +100,10 @@ fn replayed_code_is_refused(ns: &TestNamespace) -> Result<(), Failed> {
     let enrolled = Enrolled::standard();
     stack.enroll(&carol, &enrolled);
     let code_now = enrolled.code_at(NOW);
+    let result = stack.login_at(&carol.name, &code_now, NOW);
     check(
-        stack.login_at(&carol.name, &code_now, NOW).code == code::SUCCESS,
-        "first use",
+        result.code == code::SUCCESS,
+        format!("first use: got {}", code::describe(result.code)),
     )?;
     let again = stack.login_at(&carol.name, &code_now, NOW + 5);
     check(
@@ -116,14 +117,18 @@ fn replayed_code_is_refused(ns: &TestNamespace) -> Result<(), Failed> {
         let result = stack.login_at(&carol.name, &older, NOW + 5);
         check(
             result.code == code::AUTH_ERR,
-            "older step accepted after newer one",
+            format!(
+                "older step accepted after newer one: got {}",
+                code::describe(result.code)
+            ),
         )?;
     }
     // The next step's code is fresh.
     let next = enrolled.code_at(NOW + 30);
+    let result = stack.login_at(&carol.name, &next, NOW + 30);
     check(
-        stack.login_at(&carol.name, &next, NOW + 30).code == code::SUCCESS,
-        "next step",
+        result.code == code::SUCCESS,
+        format!("next step: got {}", code::describe(result.code)),
     )
 }
 
@@ -193,7 +198,10 @@ fn other_parameters(ns: &TestNamespace) -> Result<(), Failed> {
         let result = stack.login_at(&u.name, six, NOW + 60);
         check(
             result.code == code::AUTH_ERR,
-            "6 digits accepted for an 8-digit enrollment",
+            format!(
+                "6 digits accepted for an 8-digit enrollment: got {}",
+                code::describe(result.code)
+            ),
         )?;
     }
     Ok(())
@@ -225,14 +233,18 @@ fn backup_code_works_once(ns: &TestNamespace) -> Result<(), Failed> {
     assert_logged(&stack, "backup code already used")?;
     // Typed differently (upper case, no dashes): still the same spent code.
     let retyped = backup.to_uppercase().replace('-', "");
+    let result = stack.login_at(&u.name, &retyped, NOW + 200);
     check(
-        stack.login_at(&u.name, &retyped, NOW + 200).code == code::AUTH_ERR,
-        "retyped spent code",
+        result.code == code::AUTH_ERR,
+        format!("retyped spent code: got {}", code::describe(result.code)),
     )?;
     // Another code still works, typed without dashes.
     let other = enrolled.backup_codes[4].replace('-', "");
     let third = stack.login_at(&u.name, &other, NOW + 300);
-    check(third.code == code::SUCCESS, "second code")?;
+    check(
+        third.code == code::SUCCESS,
+        format!("second code: got {}", code::describe(third.code)),
+    )?;
     check(
         third.shown.contains(&Shown::Info(
             "Backup code accepted. 8 backup codes left.".into(),
@@ -256,7 +268,13 @@ fn silent_flag_suppresses_messages(ns: &TestNamespace) -> Result<(), Failed> {
             ..Attempt::default()
         },
     );
-    check(result.code == code::SUCCESS, "backup code under PAM_SILENT")?;
+    check(
+        result.code == code::SUCCESS,
+        format!(
+            "backup code under PAM_SILENT: got {}",
+            code::describe(result.code)
+        ),
+    )?;
     check(
         !result.shown.iter().any(|s| matches!(s, Shown::Info(_))),
         format!("PAM_SILENT but shown {:?}", result.shown),
@@ -308,9 +326,10 @@ fn unenrolled_user_policies(ns: &TestNamespace) -> Result<(), Failed> {
         assert_logged(&ignore, "passing on (unenrolled = ignore)")?;
         // An enrollment without any method counts as not enrolled.
         ignore.write_enrollment_text(&u, "version = 1\n");
+        let result = ignore.login_at(&u.name, "123456", NOW);
         check(
-            ignore.login_at(&u.name, "123456", NOW).code == code::SUCCESS,
-            "empty enrollment",
+            result.code == code::SUCCESS,
+            format!("empty enrollment: got {}", code::describe(result.code)),
         )?;
         // Once enrolled, the same stack asks and refuses a wrong code.
         let enrolled = Enrolled::standard();
@@ -318,7 +337,10 @@ fn unenrolled_user_policies(ns: &TestNamespace) -> Result<(), Failed> {
         let result = ignore.login_at(&u.name, "000000", NOW);
         check(
             result.code != code::SUCCESS && result.prompts().len() == 1,
-            "enrolled user under nullok",
+            format!(
+                "enrolled user under nullok: got {}",
+                code::describe(result.code)
+            ),
         )?;
         fs::remove_file(ignore.enrollment_path(&u))?;
     }
@@ -329,7 +351,10 @@ fn unenrolled_user_policies(ns: &TestNamespace) -> Result<(), Failed> {
     let result = only.login_at(&u.name, "", NOW);
     check(
         result.code != code::SUCCESS,
-        "IGNORE alone must not authenticate",
+        format!(
+            "IGNORE alone must not authenticate: got {}",
+            code::describe(result.code)
+        ),
     )
 }
 
@@ -633,7 +658,10 @@ fn password_stacking(ns: &TestNamespace) -> Result<(), Failed> {
     );
     check(
         result.code == code::AUTH_ERR,
-        "a wrong password with a right code must fail",
+        format!(
+            "a wrong password with a right code must fail: got {}",
+            code::describe(result.code)
+        ),
     )?;
     let backup = &enrolled.backup_codes[0];
     let result = forward.authenticate(
@@ -680,7 +708,10 @@ fn password_stacking(ns: &TestNamespace) -> Result<(), Failed> {
     );
     check(
         result.code == code::AUTH_ERR && result.prompts().len() == 1,
-        "use_first_pass without code",
+        format!(
+            "use_first_pass without code: got {}",
+            code::describe(result.code)
+        ),
     )?;
 
     // try_first_pass: a plain password in PAM_AUTHTOK leads to the prompt.
@@ -793,7 +824,10 @@ fn unsafe_state_directory_fails_closed(ns: &TestNamespace) -> Result<(), Failed>
     let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
     check(
         result.code == code::AUTHINFO_UNAVAIL,
-        "state dir owned by the user",
+        format!(
+            "state dir owned by the user: got {}",
+            code::describe(result.code)
+        ),
     )?;
     chown(&stack.state_dir, Some(0), None)?;
     // A corrupt state file is not silently reset (that would re-open spent codes).
@@ -801,7 +835,10 @@ fn unsafe_state_directory_fails_closed(ns: &TestNamespace) -> Result<(), Failed>
     fs::write(&state_file, "spent_backup_codes = [")?;
     fs::set_permissions(&state_file, fs::Permissions::from_mode(0o600))?;
     let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
-    check(result.code == code::AUTHINFO_UNAVAIL, "corrupt state")?;
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("corrupt state: got {}", code::describe(result.code)),
+    )?;
     fs::remove_file(&state_file)?;
     let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
     check(
@@ -828,7 +865,10 @@ fn production_build_ignores_test_clock(ns: &TestNamespace) -> Result<(), Failed>
     if !real_codes.contains(&enrolled.code_at(pretended)) {
         check(
             result.code == code::AUTH_ERR,
-            "production module honoured the test clock",
+            format!(
+                "production module honoured the test clock: got {}",
+                code::describe(result.code)
+            ),
         )?;
     }
     // ... and the real clock decides.
@@ -858,6 +898,38 @@ fn conversation_failure_is_an_error(ns: &TestNamespace) -> Result<(), Failed> {
     check(
         result.code == code::CONV_ERR,
         format!("no answer gave {}", result.code),
+    )
+}
+
+/// An application whose `struct pam_conv` has a NULL function (libpam
+/// accepts it): the login fails as a conversation error instead of crashing
+/// the application, and the next login works.
+fn null_conversation_function_is_an_error(ns: &TestNamespace) -> Result<(), Failed> {
+    let stack = stack(ns, "nullconv", "", "");
+    let u = user(8);
+    let enrolled = Enrolled::standard();
+    stack.enroll(&u, &enrolled);
+    let result = stack.authenticate(
+        &u.name,
+        &Attempt {
+            answers: vec![enrolled.code_at(NOW)],
+            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={NOW}")],
+            null_conversation: true,
+            ..Attempt::default()
+        },
+    );
+    check(
+        result.code == code::CONV_ERR && result.shown.is_empty(),
+        format!("a NULL conversation function gave {result:?}"),
+    )?;
+    assert_logged(&stack, "conversation failed")?;
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
+    check(
+        result.code == code::SUCCESS,
+        format!(
+            "the code after the failed conversation gave {}",
+            result.code
+        ),
     )
 }
 
@@ -912,6 +984,10 @@ fn main() {
             (
                 "conversation_failure_is_an_error",
                 conversation_failure_is_an_error,
+            ),
+            (
+                "null_conversation_function_is_an_error",
+                null_conversation_function_is_an_error,
             ),
         ],
     );

@@ -54,9 +54,10 @@ fn a_new_period_starts_afresh(ns: &TestNamespace) -> Result<(), Failed> {
     let u = user(0);
     let thirty = Enrolled::standard();
     stack.enroll(&u, &thirty);
+    let result = stack.login_at(&u.name, &thirty.code_at(NOW), NOW);
     check(
-        accepted(&stack.login_at(&u.name, &thirty.code_at(NOW), NOW)),
-        "30 s code",
+        accepted(&result),
+        format!("30 s code: got {}", code::describe(result.code)),
     )?;
     // Step numbers of 60 s periods are half as large: every one lies far
     // below the 30 s step just accepted.
@@ -68,15 +69,23 @@ fn a_new_period_starts_afresh(ns: &TestNamespace) -> Result<(), Failed> {
         accepted(&result),
         format!("a 60 s code after the change: {}", result.code),
     )?;
+    let result = stack.login_at(&u.name, &sixty.code_at(t), t + 1);
     check(
-        !accepted(&stack.login_at(&u.name, &sixty.code_at(t), t + 1)),
-        "the 60 s code replayed",
+        !accepted(&result),
+        format!(
+            "the 60 s code replayed: got {}",
+            code::describe(result.code)
+        ),
     )?;
     // Back to 30 s: the code used before stays used.
     stack.enroll(&u, &thirty);
+    let result = stack.login_at(&u.name, &thirty.code_at(NOW), NOW + 2);
     check(
-        !accepted(&stack.login_at(&u.name, &thirty.code_at(NOW), NOW + 2)),
-        "the old 30 s code was accepted twice",
+        !accepted(&result),
+        format!(
+            "the old 30 s code was accepted twice: got {}",
+            code::describe(result.code)
+        ),
     )?;
     check(
         state_of(&stack, &u.name)?.failures.len() == 2,
@@ -90,9 +99,10 @@ fn a_new_secret_starts_afresh(ns: &TestNamespace) -> Result<(), Failed> {
     let old = Enrolled::standard();
     stack.enroll(&u, &old);
     let t = NOW + 30;
+    let result = stack.login_at(&u.name, &old.code_at(t), t);
     check(
-        accepted(&stack.login_at(&u.name, &old.code_at(t), t)),
-        "old secret",
+        accepted(&result),
+        format!("old secret: got {}", code::describe(result.code)),
     )?;
     // `twofactor enroll --force` in the same step: the new app's code works.
     let new = Enrolled::new(Algorithm::SHA1, 6, 30, 10);
@@ -104,9 +114,13 @@ fn a_new_secret_starts_afresh(ns: &TestNamespace) -> Result<(), Failed> {
     )?;
     // The user puts the old file back: its used code is still used.
     stack.enroll(&u, &old);
+    let result = stack.login_at(&u.name, &old.code_at(t), t + 2);
     check(
-        !accepted(&stack.login_at(&u.name, &old.code_at(t), t + 2)),
-        "the old secret's code was accepted twice",
+        !accepted(&result),
+        format!(
+            "the old secret's code was accepted twice: got {}",
+            code::describe(result.code)
+        ),
     )?;
     assert_logged(&stack, "replay refused")
 }
@@ -116,15 +130,17 @@ fn a_clock_that_ran_ahead_recovers_by_itself(ns: &TestNamespace) -> Result<(), F
     let u = user(2);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW - 600), NOW - 600);
     check(
-        accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW - 600), NOW - 600)),
-        "before the fault",
+        accepted(&result),
+        format!("before the fault: got {}", code::describe(result.code)),
     )?;
     // One login while the clock is 30 days ahead.
     let ahead = NOW + 30 * DAY;
+    let result = stack.login_at(&u.name, &enrolled.code_at(ahead), ahead);
     check(
-        accepted(&stack.login_at(&u.name, &enrolled.code_at(ahead), ahead)),
-        "while ahead",
+        accepted(&result),
+        format!("while ahead: got {}", code::describe(result.code)),
     )?;
     // The clock is right again: today's code works at once.
     let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW);
@@ -138,13 +154,21 @@ fn a_clock_that_ran_ahead_recovers_by_itself(ns: &TestNamespace) -> Result<(), F
     )?;
     // What was accepted while ahead is never accepted again, also when its
     // time comes.
+    let result = stack.login_at(&u.name, &enrolled.code_at(ahead), ahead);
     check(
-        !accepted(&stack.login_at(&u.name, &enrolled.code_at(ahead), ahead)),
-        "the code accepted while ahead was accepted twice",
+        !accepted(&result),
+        format!(
+            "the code accepted while ahead was accepted twice: got {}",
+            code::describe(result.code)
+        ),
     )?;
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW), NOW + 1);
     check(
-        !accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW), NOW + 1)),
-        "today's code was accepted twice",
+        !accepted(&result),
+        format!(
+            "today's code was accepted twice: got {}",
+            code::describe(result.code)
+        ),
     )?;
     // status shows the clock problem.
     let output = Command::new(twofactor_binary())
@@ -168,9 +192,10 @@ fn a_long_clock_fault_is_a_clock_problem_not_a_guess(ns: &TestNamespace) -> Resu
     let ahead = NOW + 30 * DAY;
     for i in 0..40 {
         let t = ahead + i * 30;
+        let result = stack.login_at(&u.name, &enrolled.code_at(t), t);
         check(
-            accepted(&stack.login_at(&u.name, &enrolled.code_at(t), t)),
-            format!("ahead login {i}"),
+            accepted(&result),
+            format!("ahead login {i}: got {}", code::describe(result.code)),
         )?;
     }
     for i in 0..6 {
@@ -188,15 +213,23 @@ fn a_long_clock_fault_is_a_clock_problem_not_a_guess(ns: &TestNamespace) -> Resu
         format!("clock problems counted as failures: {:?}", state.failures),
     )?;
     // Backup codes still work, and a new enrollment starts afresh.
+    let result = stack.login_at(&u.name, &enrolled.backup_codes[0], NOW + 200);
     check(
-        accepted(&stack.login_at(&u.name, &enrolled.backup_codes[0], NOW + 200)),
-        "a backup code during the clock problem",
+        accepted(&result),
+        format!(
+            "a backup code during the clock problem: got {}",
+            code::describe(result.code)
+        ),
     )?;
     let fresh = Enrolled::standard();
     stack.enroll(&u, &fresh);
+    let result = stack.login_at(&u.name, &fresh.code_at(NOW + 230), NOW + 230);
     check(
-        accepted(&stack.login_at(&u.name, &fresh.code_at(NOW + 230), NOW + 230)),
-        "a new enrollment during the clock problem",
+        accepted(&result),
+        format!(
+            "a new enrollment during the clock problem: got {}",
+            code::describe(result.code)
+        ),
     )
 }
 
@@ -228,9 +261,10 @@ fn a_lockout_reset_keeps_the_history(ns: &TestNamespace) -> Result<(), Failed> {
     for i in 0..5 {
         stack.login_at(&u.name, wrong, NOW + i);
     }
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30);
     check(
-        !accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30)),
-        "locked",
+        !accepted(&result),
+        format!("locked: got {}", code::describe(result.code)),
     )?;
     let output = Command::new(twofactor_binary())
         .args(["reset-lockout", "--user", &u.name, "--config"])
@@ -248,17 +282,22 @@ fn a_lockout_reset_keeps_the_history(ns: &TestNamespace) -> Result<(), Failed> {
             && state.lockout_resets[0].cleared == 5,
         format!("{:?}", state.lockout_resets),
     )?;
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW + 60), NOW + 60);
     check(
-        accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW + 60), NOW + 60)),
-        "after the reset",
+        accepted(&result),
+        format!("after the reset: got {}", code::describe(result.code)),
     )?;
     // Cleared failures count no more: four new ones do not lock, a fifth does.
     for i in 0..4 {
         stack.login_at(&u.name, wrong, NOW + 70 + i);
     }
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW + 90), NOW + 90);
     check(
-        accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW + 90), NOW + 90)),
-        "four failures after the reset locked",
+        accepted(&result),
+        format!(
+            "four failures after the reset locked: got {}",
+            code::describe(result.code)
+        ),
     )?;
     stack.login_at(&u.name, wrong, NOW + 100);
     let state = state_of(&stack, &u.name)?;
@@ -271,9 +310,13 @@ fn a_lockout_reset_keeps_the_history(ns: &TestNamespace) -> Result<(), Failed> {
             == 5,
         "five new failures",
     )?;
+    let result = stack.login_at(&u.name, &enrolled.code_at(NOW + 120), NOW + 120);
     check(
-        !accepted(&stack.login_at(&u.name, &enrolled.code_at(NOW + 120), NOW + 120)),
-        "five failures after the reset did not lock",
+        !accepted(&result),
+        format!(
+            "five failures after the reset did not lock: got {}",
+            code::describe(result.code)
+        ),
     )
 }
 

@@ -23,8 +23,11 @@ pub struct PamResponse {
     pub resp_retcode: c_int,
 }
 
-/// The conversation callback as Linux-PAM declares it.
-pub type ConvFn = extern "C" fn(
+/// The conversation callback as Linux-PAM declares it: the application's
+/// code, so calling it is unsafe (it may do anything with the pointers), and
+/// nullable (`Option`), since libpam accepts a `struct pam_conv` whose
+/// function is NULL.
+pub type ConvFn = unsafe extern "C" fn(
     num_msg: c_int,
     msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,

@@ -153,6 +153,9 @@ impl Handle<'_> {
         }
         // SAFETY: libpam stores a struct pam_conv for PAM_CONV, valid for the transaction.
         let conv = unsafe { &*conv_ptr.cast::<PamConv>() };
+        // pam_start refuses only a NULL struct pam_conv, not a struct whose
+        // function is NULL: such an application gets a failed conversation,
+        // not a jump to address zero.
         let Some(callback) = conv.conv else {
             return Err(ConversationError::Unavailable);
         };
@@ -163,7 +166,11 @@ impl Handle<'_> {
         };
         let mut message_ptr: *const PamMessage = &message;
         let mut responses: *mut PamResponse = ptr::null_mut();
-        let rc = callback(1, &mut message_ptr, &mut responses, conv.appdata_ptr);
+        // SAFETY: callback is the application's non-null conversation function
+        // (a NULL one was refused above); it gets one valid message that
+        // outlives the call, a valid out-pointer for the responses, and the
+        // appdata_ptr the application registered with it.
+        let rc = unsafe { callback(1, &mut message_ptr, &mut responses, conv.appdata_ptr) };
         // SAFETY: on return the application hands us ownership of a malloc'ed
         // array of one response (or null); take_response frees it.
         let answer = unsafe { take_response(responses) };
@@ -192,9 +199,9 @@ unsafe fn take_response(responses: *mut PamResponse) -> Option<SecretString> {
         let len = unsafe { libc::strlen(response.resp) };
         // SAFETY: resp points to len bytes followed by NUL, owned by us now.
         let bytes = unsafe { std::slice::from_raw_parts_mut(response.resp.cast::<u8>(), len) };
-        let mut text = String::from_utf8_lossy(bytes).into_owned();
-        answer = Some(SecretString::new(text.clone()));
-        text.zeroize();
+        answer = Some(SecretString::new(
+            String::from_utf8_lossy(bytes).into_owned(),
+        ));
         bytes.zeroize();
         // SAFETY: resp was allocated with malloc by the application.
         unsafe { libc::free(response.resp.cast()) };
