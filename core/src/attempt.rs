@@ -131,40 +131,16 @@ pub fn attempted_method(checked: Kinds) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup;
-    use crate::ratelimit::Limit;
-    use crate::secret::SecretBytes;
-    use crate::totp::{Algorithm, TotpParams};
 
     const NOW: u64 = 1_800_000_000;
-    const LIMITS: Limits = Limits {
-        code: Limit {
-            max_failures: 5,
-            window: 900,
-            max_failures_all_hosts: 20,
-        },
-        backup_code: Limit {
-            max_failures: 10,
-            window: 3600,
-            max_failures_all_hosts: 40,
-        },
-        by_host: false,
-    };
+
+    /// The default limits: 5 codes per 15 minutes, 10 backup codes an hour.
+    fn limits() -> Limits {
+        crate::config::Config::default().limits()
+    }
 
     fn enrollment() -> (Enrollment, Vec<String>) {
-        let codes = backup::generate(2);
-        let shown = codes.iter().map(|c| c.display.to_string()).collect();
-        let enrollment = Enrollment {
-            totp: Some(TotpParams {
-                secret: SecretBytes::new(vec![3; 20]),
-                algorithm: Algorithm::SHA1,
-                digits: 6,
-                period: 30,
-            }),
-            backup_codes: codes.into_iter().map(|c| c.stored).collect(),
-            ..Enrollment::default()
-        };
-        (enrollment, shown)
+        crate::verify::tests::enrollment_with_codes()
     }
 
     fn with_code_failures(count: u64) -> LoginState {
@@ -190,7 +166,7 @@ mod tests {
         let d = decide(
             &e,
             &state,
-            &LIMITS,
+            &limits(),
             None,
             wrong(&e),
             AnswerForm::CodeOnly,
@@ -217,7 +193,7 @@ mod tests {
         let d = decide(
             &e,
             &state,
-            &LIMITS,
+            &limits(),
             None,
             &right,
             AnswerForm::CodeOnly,
@@ -234,7 +210,7 @@ mod tests {
         let d = decide(
             &e,
             &state,
-            &LIMITS,
+            &limits(),
             None,
             &shown[0],
             AnswerForm::CodeOnly,
@@ -246,7 +222,7 @@ mod tests {
         let d = decide(
             &e,
             &state,
-            &LIMITS,
+            &limits(),
             None,
             "hello",
             AnswerForm::CodeOnly,
@@ -276,7 +252,7 @@ mod tests {
             let d = decide(
                 &e,
                 &state,
-                &LIMITS,
+                &limits(),
                 None,
                 "hunter",
                 AnswerForm::PasswordAndCode,
@@ -291,7 +267,7 @@ mod tests {
         let d = decide(
             &e,
             &state,
-            &LIMITS,
+            &limits(),
             None,
             &guess,
             AnswerForm::PasswordAndCode,

@@ -374,13 +374,14 @@ pub fn remaining_backup_codes(enrollment: &Enrollment, state: &LoginState) -> us
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::secret::SecretBytes;
     use crate::state::MAX_KEPT_STEPS;
     use crate::totp::{Algorithm, TotpParams};
 
-    fn enrollment_with_codes() -> (Enrollment, Vec<String>) {
+    /// TOTP (SHA1, 6 digits, 30 s, RFC 6238's secret) and three backup codes.
+    pub(crate) fn enrollment_with_codes() -> (Enrollment, Vec<String>) {
         let codes = backup::generate(3);
         let shown = codes.iter().map(|c| c.display.to_string()).collect();
         let enrollment = Enrollment {

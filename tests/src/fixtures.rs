@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use twofactor_core::backup;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::secret::SecretBytes;
+use twofactor_core::state::LoginState;
 use twofactor_core::totp::{Algorithm, TotpParams};
 
 use crate::namespace::TestNamespace;
@@ -61,6 +62,18 @@ impl Enrolled {
     /// The usual enrollment: SHA1, 6 digits, 30 s, 10 backup codes.
     pub fn standard() -> Self {
         Self::new(Algorithm::SHA1, 6, 30, 10)
+    }
+
+    /// A code of the enrollment's length that is not valid anywhere near
+    /// `now` (four steps either side).
+    pub fn wrong_code(&self, now: u64) -> String {
+        let near: Vec<String> = (-4i64..=4)
+            .map(|o| self.code_at((now as i64 + o * 30) as u64))
+            .collect();
+        (0..1_000_000u32)
+            .map(|n| format!("{n:06}"))
+            .find(|c| !near.contains(c))
+            .expect("some code is wrong")
     }
 
     /// The TOTP code for unix time `t`.
@@ -168,6 +181,37 @@ impl Stack {
                 ..Attempt::default()
             },
         )
+    }
+
+    /// Authenticate with `answers` at unix time `now` (test clock), from
+    /// the remote host `rhost` when given.
+    pub fn login_from(
+        &self,
+        user: &str,
+        answers: &[&str],
+        now: u64,
+        rhost: Option<&str>,
+    ) -> AttemptResult {
+        self.authenticate(
+            user,
+            &Attempt {
+                answers: answers.iter().map(|a| a.to_string()).collect(),
+                env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+                rhost: rhost.map(str::to_string),
+                ..Attempt::default()
+            },
+        )
+    }
+
+    /// The login state the module keeps for `user` (an empty one when it
+    /// has written none).
+    pub fn state_of(&self, user: &str) -> Result<LoginState, String> {
+        let path = self.state_dir.join(format!("{user}.state"));
+        if !path.exists() {
+            return Ok(LoginState::default());
+        }
+        let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        LoginState::parse(&text, "test").map_err(|e| e.to_string())
     }
 
     /// Log lines of this stack's service.

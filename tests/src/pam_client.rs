@@ -178,6 +178,13 @@ pub struct AttemptResult {
 }
 
 impl AttemptResult {
+    /// True when an error message containing `needle` was shown.
+    pub fn shown_error(&self, needle: &str) -> bool {
+        self.shown
+            .iter()
+            .any(|s| matches!(s, Shown::Error(text) if text.contains(needle)))
+    }
+
     /// The hidden prompts shown.
     pub fn prompts(&self) -> Vec<String> {
         self.shown

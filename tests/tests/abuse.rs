@@ -21,7 +21,7 @@ use twofactor_integration_tests::descriptors::{
 };
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
-use twofactor_integration_tests::pam_client::{self, code, Attempt, Shown};
+use twofactor_integration_tests::pam_client::{self, code, Attempt};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
 use twofactor_integration_tests::users::{user, TestUser};
@@ -37,45 +37,8 @@ fn stack(ns: &TestNamespace, service: &str, args: &str, extra_config: &str) -> S
     Stack::new(ns, service, &test_clock_module(), args, extra_config)
 }
 
-fn login_from(
-    stack: &Stack,
-    user: &str,
-    answers: &[&str],
-    now: u64,
-    rhost: Option<&str>,
-) -> pam_client::AttemptResult {
-    stack.authenticate(
-        user,
-        &Attempt {
-            answers: answers.iter().map(|a| a.to_string()).collect(),
-            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
-            rhost: rhost.map(str::to_string),
-            ..Attempt::default()
-        },
-    )
-}
-
 fn state_of(stack: &Stack, user: &str) -> Result<LoginState, Failed> {
-    let text = fs::read_to_string(stack.state_dir.join(format!("{user}.state")))?;
-    Ok(LoginState::parse(&text, "test")?)
-}
-
-/// A 6-digit code that is not valid anywhere near `now`.
-fn wrong_code(enrolled: &Enrolled, now: u64) -> String {
-    let near: Vec<String> = (-4i64..=4)
-        .map(|o| enrolled.code_at((now as i64 + o * 30) as u64))
-        .collect();
-    (0..1_000_000u32)
-        .map(|n| format!("{n:06}"))
-        .find(|c| !near.contains(c))
-        .expect("some code is wrong")
-}
-
-fn shown_error(result: &pam_client::AttemptResult, needle: &str) -> bool {
-    result
-        .shown
-        .iter()
-        .any(|s| matches!(s, Shown::Error(text) if text.contains(needle)))
+    Ok(stack.state_of(user)?)
 }
 
 fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), Failed> {
@@ -83,24 +46,24 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
     let u = user(0);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     // Successes never count: many logins in a row lock nothing.
     for i in 0..8u64 {
         let t = NOW - 3600 + i * 30;
-        let result = login_from(&stack, &u.name, &[&enrolled.code_at(t)], t, None);
+        let result = stack.login_from(&u.name, &[&enrolled.code_at(t)], t, None);
         check(
             result.code == code::SUCCESS,
             format!("success: got {}", code::describe(result.code)),
         )?;
     }
     for i in 0..4 {
-        let result = login_from(&stack, &u.name, &[&wrong], NOW + i, None);
+        let result = stack.login_from(&u.name, &[&wrong], NOW + i, None);
         check(
             result.code == code::AUTH_ERR && result.prompts().len() == 1,
             format!("failure {i}: got {}", code::describe(result.code)),
         )?;
     }
-    let fifth = login_from(&stack, &u.name, &[&wrong], NOW + 4, None);
+    let fifth = stack.login_from(&u.name, &[&wrong], NOW + 4, None);
     check(
         fifth.code == code::AUTH_ERR,
         format!("fifth failure: got {}", code::describe(fifth.code)),
@@ -114,16 +77,15 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
 
     // Locked: told before the prompt, and the right code is not even checked.
     let right = enrolled.code_at(NOW + 30);
-    let locked = login_from(&stack, &u.name, &[&right], NOW + 30, None);
+    let locked = stack.login_from(&u.name, &[&right], NOW + 30, None);
     check(
         locked.code == code::AUTH_ERR,
         format!("right code while locked gave {}", locked.code),
     )?;
     check(
-        shown_error(
-            &locked,
-            &format!("verification codes are locked until {until}. A backup code still works."),
-        ),
+        locked.shown_error(&format!(
+            "verification codes are locked until {until}. A backup code still works."
+        )),
         format!("no lockout message: {:?}", locked.shown),
     )?;
     assert_logged(&stack, "verification codes locked out until 2027-01-15 08:15:00 UTC (too many failures), not checked")?;
@@ -138,13 +100,7 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
     )?;
 
     // A backup code still works while codes are locked.
-    let backup = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.backup_codes[0]],
-        NOW + 40,
-        None,
-    );
+    let backup = stack.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW + 40, None);
     check(
         backup.code == code::SUCCESS,
         format!("backup code while codes locked gave {}", backup.code),
@@ -152,7 +108,7 @@ fn code_failures_lock_codes_not_backup_codes(ns: &TestNamespace) -> Result<(), F
 
     // When the window has passed, codes work again.
     let later = NOW + 900;
-    let result = login_from(&stack, &u.name, &[&enrolled.code_at(later)], later, None);
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(later)], later, None);
     check(
         result.code == code::SUCCESS,
         format!("after the window: {}", result.code),
@@ -166,7 +122,7 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
     stack.enroll(&u, &enrolled);
     let not_a_code = "zzzz-zzzz-zzzz-zzzz";
     for i in 0..10 {
-        let result = login_from(&stack, &u.name, &[not_a_code], NOW + i, None);
+        let result = stack.login_from(&u.name, &[not_a_code], NOW + i, None);
         check(
             result.code == code::AUTH_ERR,
             format!("wrong backup: got {}", code::describe(result.code)),
@@ -176,13 +132,7 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
         &stack,
         "lockout started: backup codes locked until 2027-01-15 09:00:00 UTC",
     )?;
-    let result = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.backup_codes[1]],
-        NOW + 20,
-        None,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.backup_codes[1]], NOW + 20, None);
     check(
         result.code == code::AUTH_ERR,
         format!(
@@ -191,18 +141,12 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
         ),
     )?;
     check(
-        shown_error(&result, "backup codes locked until"),
+        result.shown_error("backup codes locked until"),
         format!("{:?}", result.shown),
     )?;
     assert_logged(&stack, "backup codes locked out until")?;
     // TOTP has its own budget.
-    let result = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.code_at(NOW + 30)],
-        NOW + 30,
-        None,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW + 30)], NOW + 30, None);
     check(
         result.code == code::SUCCESS,
         format!(
@@ -211,11 +155,11 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
         ),
     )?;
     // Both locked: told, and not asked at all.
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     for i in 0..5 {
-        login_from(&stack, &u.name, &[&wrong], NOW + 40 + i, None);
+        stack.login_from(&u.name, &[&wrong], NOW + 40 + i, None);
     }
-    let result = login_from(&stack, &u.name, &[], NOW + 60, None);
+    let result = stack.login_from(&u.name, &[], NOW + 60, None);
     check(
         result.code == code::AUTH_ERR && result.prompts().is_empty(),
         format!(
@@ -225,13 +169,13 @@ fn backup_code_failures_lock_backup_codes(ns: &TestNamespace) -> Result<(), Fail
         ),
     )?;
     check(
-        shown_error(&result, "this account is locked until"),
+        result.shown_error("this account is locked until"),
         format!("{:?}", result.shown),
     )?;
     assert_logged(&stack, "nothing checked")?;
     // The backup code was never spent: it works once the lock is over.
     let later = NOW + 3600 + 20;
-    let result = login_from(&stack, &u.name, &[&enrolled.backup_codes[1]], later, None);
+    let result = stack.login_from(&u.name, &[&enrolled.backup_codes[1]], later, None);
     check(
         result.code == code::SUCCESS,
         format!("backup code after the lock: {}", result.code),
@@ -243,18 +187,12 @@ fn rate_limit_by_host(ns: &TestNamespace) -> Result<(), Failed> {
     let u = user(2);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let attacker = Some("198.51.100.66");
     for i in 0..5 {
-        login_from(&stack, &u.name, &[&wrong], NOW + i, attacker);
+        stack.login_from(&u.name, &[&wrong], NOW + i, attacker);
     }
-    let result = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.code_at(NOW + 30)],
-        NOW + 30,
-        attacker,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW + 30)], NOW + 30, attacker);
     check(
         result.code == code::AUTH_ERR,
         format!(
@@ -262,8 +200,7 @@ fn rate_limit_by_host(ns: &TestNamespace) -> Result<(), Failed> {
             code::describe(result.code)
         ),
     )?;
-    let result = login_from(
-        &stack,
+    let result = stack.login_from(
         &u.name,
         &[&enrolled.code_at(NOW + 30)],
         NOW + 30,
@@ -290,12 +227,12 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     let enrolled = Enrolled::standard();
     off.enroll(&u, &enrolled);
     let home = Some("192.0.2.10");
-    let result = login_from(&off, &u.name, &[&enrolled.code_at(NOW)], NOW, home);
+    let result = off.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, home);
     check(
         result.code == code::SUCCESS,
         format!("off: first: got {}", code::describe(result.code)),
     )?;
-    let again = login_from(&off, &u.name, &[], NOW + 10, home);
+    let again = off.login_from(&u.name, &[], NOW + 10, home);
     check(
         again.code != code::SUCCESS && again.prompts().len() == 1,
         format!(
@@ -306,12 +243,12 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
 
     let v = user(4);
     on.enroll(&v, &enrolled);
-    let result = login_from(&on, &v.name, &[&enrolled.code_at(NOW)], NOW, home);
+    let result = on.login_from(&v.name, &[&enrolled.code_at(NOW)], NOW, home);
     check(
         result.code == code::SUCCESS,
         format!("on: first: got {}", code::describe(result.code)),
     )?;
-    let within = login_from(&on, &v.name, &[], NOW + 299, home);
+    let within = on.login_from(&v.name, &[], NOW + 299, home);
     check(
         within.code == code::SUCCESS && within.prompts().is_empty(),
         format!("within grace: {:?}", within),
@@ -320,7 +257,7 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
         &on,
         "second factor not asked: within the grace period of 300 s",
     )?;
-    let elsewhere = login_from(&on, &v.name, &[], NOW + 100, Some("192.0.2.11"));
+    let elsewhere = on.login_from(&v.name, &[], NOW + 100, Some("192.0.2.11"));
     check(
         elsewhere.code != code::SUCCESS && elsewhere.prompts().len() == 1,
         format!(
@@ -329,7 +266,7 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
         ),
     )?;
     // The grace counts from the verification, not from logins it let through.
-    let expired = login_from(&on, &v.name, &[], NOW + 300, home);
+    let expired = on.login_from(&v.name, &[], NOW + 300, home);
     check(
         expired.code != code::SUCCESS && expired.prompts().len() == 1,
         format!("grace expired: got {}", code::describe(expired.code)),
@@ -374,12 +311,12 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
     let w = user(22);
     forward.enroll(&w, &enrolled);
     let answer = format!("pw{}", enrolled.code_at(NOW));
-    let result = login_from(&forward, &w.name, &[&answer], NOW, home);
+    let result = forward.login_from(&w.name, &[&answer], NOW, home);
     check(
         result.code == code::SUCCESS,
         format!("forward: first: got {}", code::describe(result.code)),
     )?;
-    let again = login_from(&forward, &w.name, &[], NOW + 10, home);
+    let again = forward.login_from(&w.name, &[], NOW + 10, home);
     check(
         again.prompts().len() == 1,
         "forward_pass stacks get no grace period",
@@ -412,7 +349,7 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
                     );
                     std::thread::spawn(move || {
                         barrier.wait();
-                        login_from(&stack, &user_name, &[&answers(i)], now, None).code
+                        stack.login_from(&user_name, &[&answers(i)], now, None).code
                     })
                 })
                 .collect();
@@ -452,7 +389,7 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
     // 100 concurrent failures: every one recorded (no lost update).
     let w = user(7);
     stack.enroll(&w, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let codes = run_all(w.name.clone(), Arc::new(move |_| wrong.clone()), NOW);
     check(
         codes.iter().all(|c| *c == code::AUTH_ERR),
@@ -468,7 +405,7 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
     let limited = stack_with_default_limits(ns)?;
     let x = user(8);
     limited.enroll(&x, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let limited = Arc::new(limited);
     let barrier = Arc::new(Barrier::new(CONCURRENT_LOGINS));
     let handles: Vec<_> = (0..CONCURRENT_LOGINS)
@@ -481,7 +418,7 @@ fn concurrent_logins(ns: &TestNamespace) -> Result<(), Failed> {
             );
             std::thread::spawn(move || {
                 barrier.wait();
-                login_from(&limited, &name, &[&wrong], NOW, None).code
+                limited.login_from(&name, &[&wrong], NOW, None).code
             })
         })
         .collect();
@@ -737,7 +674,7 @@ fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
         nix::mount::MsFlags::empty(),
         Some("size=64k,mode=0711"),
     )?;
-    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("before: got {}", code::describe(result.code)),
@@ -749,13 +686,7 @@ fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
     while filler.write_all(&block).is_ok() {}
     drop(filler);
 
-    let result = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.backup_codes[0]],
-        NOW + 30,
-        None,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW + 30, None);
     check(
         result.code == code::AUTHINFO_UNAVAIL,
         format!("disk full: {}", result.code),
@@ -767,13 +698,7 @@ fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
     )?;
 
     fs::remove_file(stack.state_dir.join("filler"))?;
-    let result = login_from(
-        &stack,
-        &u.name,
-        &[&enrolled.backup_codes[0]],
-        NOW + 30,
-        None,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW + 30, None);
     check(
         result.code == code::SUCCESS,
         format!(
@@ -819,7 +744,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
         // mount): the module reads as the user, so this works.
         let (u, _) = place(offset)?;
         fs::set_permissions(&u.home, fs::Permissions::from_mode(0o700))?;
-        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
         check(
             result.code == code::SUCCESS,
             format!("{service}: private home: {}", result.code),
@@ -829,7 +754,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
         let (u, path) = place(offset + 1)?;
         chown(&u.home, Some(0), Some(0))?;
         fs::set_permissions(&u.home, fs::Permissions::from_mode(0o700))?;
-        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
         check(
             result.code == code::AUTHINFO_UNAVAIL,
             format!("{service}: unreadable home: {}", result.code),
@@ -849,7 +774,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
             nix::sys::stat::makedev(1, 3),
         )?;
         chown(&path, Some(u.uid), Some(u.uid))?;
-        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
         check(
             result.code == code::AUTHINFO_UNAVAIL,
             format!("{service}: device: {}", result.code),
@@ -861,7 +786,7 @@ fn odd_homes(ns: &TestNamespace) -> Result<(), Failed> {
 
         // No enrollment at all: the policy decides.
         let u = user(offset + 3);
-        let result = login_from(&stack, &u.name, &["123456"], NOW, None);
+        let result = stack.login_from(&u.name, &["123456"], NOW, None);
         let expected = if service == "homes-fail" {
             code::AUTH_ERR
         } else {
@@ -912,22 +837,22 @@ fn unsafe_directories_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
     ));
     let enrolled = Enrolled::standard();
     let text = enrolled.enrollment.to_json().to_string();
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
 
     // The normal layout: the code decides; no enrollment passes on.
     let u = user(23);
     enroll_in_home(&u, &text)?;
-    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("normal: {}", result.code),
     )?;
-    let result = login_from(&stack, &u.name, &[&wrong], NOW, None);
+    let result = stack.login_from(&u.name, &[&wrong], NOW, None);
     check(
         result.code == code::AUTH_ERR,
         format!("normal, wrong code: {}", result.code),
     )?;
-    let result = login_from(&stack, &user(24).name, &[], NOW, None);
+    let result = stack.login_from(&user(24).name, &[], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("not enrolled: {}", result.code),
@@ -941,7 +866,7 @@ fn unsafe_directories_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
     fs::set_permissions(&real_homes, fs::Permissions::from_mode(0o755))?;
     fs::rename(&u.home, real_homes.join(&u.name))?;
     std::os::unix::fs::symlink(real_homes.join(&u.name), &u.home)?;
-    let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+    let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("linked home: {}", result.code),
@@ -997,7 +922,7 @@ fn unsafe_directories_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
         let u = user(index);
         let path = enroll_in_home(&u, &text)?;
         spoil(&u)?;
-        let result = login_from(&stack, &u.name, &[&enrolled.code_at(NOW)], NOW, None);
+        let result = stack.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, None);
         check(
             result.code == code::AUTHINFO_UNAVAIL,
             format!("{name}: code {} (expected AUTHINFO_UNAVAIL)", result.code),
@@ -1035,14 +960,14 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let u = user(20);
     let enrolled = Enrolled::standard();
     notifying.enroll(&u, &enrolled);
-    let result = login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None);
+    let result = notifying.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("backup: got {}", code::describe(result.code)),
     )?;
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     for i in 0..5 {
-        login_from(&notifying, &u.name, &[&wrong], NOW + 1 + i, None);
+        notifying.login_from(&u.name, &[&wrong], NOW + 1 + i, None);
     }
     let recorded = fs::read_to_string(&events)?;
     check(
@@ -1064,7 +989,7 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let v = user(21);
     slow.enroll(&v, &enrolled);
     let started = std::time::Instant::now();
-    let result = login_from(&slow, &v.name, &[&enrolled.backup_codes[1]], NOW, None);
+    let result = slow.login_from(&v.name, &[&enrolled.backup_codes[1]], NOW, None);
     let took = started.elapsed();
     check(
         result.code == code::SUCCESS,
@@ -1094,7 +1019,7 @@ fn notify_command_inherits_only_its_standard_streams(ns: &TestNamespace) -> Resu
     let u = user(23);
     let enrolled = Enrolled::standard();
     notifying.enroll(&u, &enrolled);
-    let result = login_from(&notifying, &u.name, &[&enrolled.backup_codes[0]], NOW, None);
+    let result = notifying.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("backup code: {}", result.code),

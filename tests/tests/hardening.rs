@@ -14,7 +14,7 @@ use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_integration_tests::checks::{assert_logged, check, ensure};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
-use twofactor_integration_tests::pam_client::{self, code, Attempt, AttemptResult, Shown};
+use twofactor_integration_tests::pam_client::{self, code, Attempt};
 use twofactor_integration_tests::users::{alias_of_last, user, TestUser, PASSWORD};
 use twofactor_integration_tests::{run_trials, test_clock_module, twofactor_binary};
 
@@ -33,45 +33,12 @@ fn attempt(answers: &[&str], now: u64, rhost: Option<&str>) -> Attempt {
     }
 }
 
-fn login(
-    stack: &Stack,
-    user: &str,
-    answers: &[&str],
-    now: u64,
-    rhost: Option<&str>,
-) -> AttemptResult {
-    stack.authenticate(user, &attempt(answers, now, rhost))
-}
-
-/// The user's state; an empty one when the module never wrote any.
 fn state_of(stack: &Stack, user: &str) -> Result<LoginState, Failed> {
-    let path = stack.state_dir.join(format!("{user}.state"));
-    if !path.exists() {
-        return Ok(LoginState::default());
-    }
-    Ok(LoginState::parse(&fs::read_to_string(path)?, "test")?)
+    Ok(stack.state_of(user)?)
 }
 
 fn failures_of(state: &LoginState, kind: FailureKind) -> usize {
     state.failures.iter().filter(|f| f.kind == kind).count()
-}
-
-/// A 6-digit code that is not valid anywhere near `now`.
-fn wrong_code(enrolled: &Enrolled, now: u64) -> String {
-    let near: Vec<String> = (-4i64..=4)
-        .map(|o| enrolled.code_at((now as i64 + o * 30) as u64))
-        .collect();
-    (0..1_000_000u32)
-        .map(|n| format!("{n:06}"))
-        .find(|c| !near.contains(c))
-        .expect("some code is wrong")
-}
-
-fn shown_error(result: &AttemptResult, needle: &str) -> bool {
-    result
-        .shown
-        .iter()
-        .any(|s| matches!(s, Shown::Error(text) if text.contains(needle)))
 }
 
 fn rotated_host(i: usize) -> String {
@@ -92,14 +59,14 @@ fn address_rotation_keeps_a_host_locked(ns: &TestNamespace) -> Result<(), Failed
     let u = user(0);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let attacker = "192.0.2.66";
     for (i, host) in [attacker, "198.18.0.1", "198.18.0.2"]
         .into_iter()
         .enumerate()
     {
         for j in 0..250 {
-            let result = login(&stack, &u.name, &[&wrong], NOW + i as u64, Some(host));
+            let result = stack.login_from(&u.name, &[&wrong], NOW + i as u64, Some(host));
             check(
                 result.code == code::AUTH_ERR,
                 format!("host {host}, guess {j}: {}", result.code),
@@ -112,13 +79,13 @@ fn address_rotation_keeps_a_host_locked(ns: &TestNamespace) -> Result<(), Failed
         format!("{} failures kept", state.failures.len()),
     )?;
     let right = enrolled.code_at(NOW + 60);
-    let result = login(&stack, &u.name, &[&right], NOW + 60, Some(attacker));
+    let result = stack.login_from(&u.name, &[&right], NOW + 60, Some(attacker));
     ensure(
-        result.code == code::AUTH_ERR && shown_error(&result, "locked until"),
+        result.code == code::AUTH_ERR && result.shown_error("locked until"),
         || format!("the first host's lock was lifted: {result:?}"),
     )?;
     // Another host is not locked by the first ones' failures.
-    let result = login(&stack, &u.name, &[&right], NOW + 60, Some("192.0.2.7"));
+    let result = stack.login_from(&u.name, &[&right], NOW + 60, Some("192.0.2.7"));
     check(
         result.code == code::SUCCESS,
         format!("an innocent host: {}", result.code),
@@ -130,17 +97,11 @@ fn address_rotation_meets_the_all_hosts_budget(ns: &TestNamespace) -> Result<(),
     let u = user(1);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     // One guess from each of 60 addresses: the default all-hosts budget
     // (20 per 15 minutes) is all that is checked.
     for i in 0..60 {
-        login(
-            &stack,
-            &u.name,
-            &[&wrong],
-            NOW + i as u64,
-            Some(&rotated_host(i)),
-        );
+        stack.login_from(&u.name, &[&wrong], NOW + i as u64, Some(&rotated_host(i)));
     }
     let state = state_of(&stack, &u.name)?;
     check(
@@ -149,7 +110,7 @@ fn address_rotation_meets_the_all_hosts_budget(ns: &TestNamespace) -> Result<(),
     )?;
     assert_logged(&stack, "verification codes locked out until")?;
     let right = enrolled.code_at(NOW + 90);
-    let result = login(&stack, &u.name, &[&right], NOW + 90, Some("192.0.2.99"));
+    let result = stack.login_from(&u.name, &[&right], NOW + 90, Some("192.0.2.99"));
     check(
         result.code == code::AUTH_ERR,
         format!(
@@ -160,7 +121,7 @@ fn address_rotation_meets_the_all_hosts_budget(ns: &TestNamespace) -> Result<(),
     // The budget refills with its window.
     let later = NOW + 900 + 30;
     let right = enrolled.code_at(later);
-    let result = login(&stack, &u.name, &[&right], later, Some("192.0.2.99"));
+    let result = stack.login_from(&u.name, &[&right], later, Some("192.0.2.99"));
     check(
         result.code == code::SUCCESS,
         format!("after the window: {}", result.code),
@@ -188,11 +149,11 @@ fn try_first_pass_counts_codes_in_the_token(ns: &TestNamespace) -> Result<(), Fa
     let u = user(2);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     // Password and a guess, then the code prompt is cancelled.
     for i in 0..5 {
         let guess = format!("{PASSWORD}{wrong}");
-        let result = login(&stack, &u.name, &[&guess], NOW + i, None);
+        let result = stack.login_from(&u.name, &[&guess], NOW + i, None);
         check(
             result.code != code::SUCCESS,
             format!("guess {i}: {}", result.code),
@@ -207,9 +168,9 @@ fn try_first_pass_counts_codes_in_the_token(ns: &TestNamespace) -> Result<(), Fa
     // Codes are locked: the right one in the token is not even compared,
     // and the prompt that follows takes only a backup code.
     let right = format!("{PASSWORD}{}", enrolled.code_at(NOW + 30));
-    let result = login(&stack, &u.name, &[&right], NOW + 30, None);
+    let result = stack.login_from(&u.name, &[&right], NOW + 30, None);
     ensure(
-        result.code != code::SUCCESS && shown_error(&result, "verification codes are locked until"),
+        result.code != code::SUCCESS && result.shown_error("verification codes are locked until"),
         || format!("right code after five guesses: {result:?}"),
     )?;
 
@@ -220,8 +181,7 @@ fn try_first_pass_counts_codes_in_the_token(ns: &TestNamespace) -> Result<(), Fa
     honest.enroll(&v, &enrolled);
     for i in 0..10u64 {
         let t = NOW + i * 30;
-        let result = login(
-            &honest,
+        let result = honest.login_from(
             &v.name,
             &["correct horse 202412", &enrolled.code_at(t)],
             t,
@@ -282,7 +242,7 @@ fn password_and_code_guesses_count_against_backup_codes(ns: &TestNamespace) -> R
         // Ten guesses: the first five lock codes, all ten lock backup codes.
         for i in 0..10 {
             let guess = format!("{PASSWORD}{}", 20_000_000 + i);
-            let result = login(&stack, &u.name, &[&guess], NOW + i, None);
+            let result = stack.login_from(&u.name, &[&guess], NOW + i, None);
             check(
                 result.code != code::SUCCESS,
                 format!("{mode} guess {i}: {}", result.code),
@@ -296,7 +256,7 @@ fn password_and_code_guesses_count_against_backup_codes(ns: &TestNamespace) -> R
         )?;
         assert_logged(&stack, "lockout started: backup codes locked until")?;
         let right = format!("{PASSWORD}{scratch}");
-        let result = login(&stack, &u.name, &[&right], NOW + 20, None);
+        let result = stack.login_from(&u.name, &[&right], NOW + 20, None);
         check(
             result.code != code::SUCCESS,
             format!(
@@ -324,15 +284,15 @@ fn large_limits_are_enforced_exactly(ns: &TestNamespace) -> Result<(), Failed> {
     let u = user(6);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let wrong_backup = "zzzz-zzzz-zzzz-zzzz";
     // Alternating kinds: 199 of each lock nothing, the 200th of each does.
     for i in 0..199u64 {
-        login(&stack, &u.name, &[&wrong], NOW + i, None);
-        login(&stack, &u.name, &[wrong_backup], NOW + i, None);
+        stack.login_from(&u.name, &[&wrong], NOW + i, None);
+        stack.login_from(&u.name, &[wrong_backup], NOW + i, None);
     }
     let right = enrolled.code_at(NOW + 300);
-    let result = login(&stack, &u.name, &[&right], NOW + 300, None);
+    let result = stack.login_from(&u.name, &[&right], NOW + 300, None);
     check(
         result.code == code::SUCCESS,
         format!(
@@ -340,21 +300,15 @@ fn large_limits_are_enforced_exactly(ns: &TestNamespace) -> Result<(), Failed> {
             code::describe(result.code)
         ),
     )?;
-    login(&stack, &u.name, &[&wrong], NOW + 301, None);
-    login(&stack, &u.name, &[wrong_backup], NOW + 301, None);
+    stack.login_from(&u.name, &[&wrong], NOW + 301, None);
+    stack.login_from(&u.name, &[wrong_backup], NOW + 301, None);
     let right = enrolled.code_at(NOW + 330);
-    let result = login(&stack, &u.name, &[&right], NOW + 330, None);
+    let result = stack.login_from(&u.name, &[&right], NOW + 330, None);
     check(
         result.code == code::AUTH_ERR,
         format!("the 200th code failure did not lock: {}", result.code),
     )?;
-    let result = login(
-        &stack,
-        &u.name,
-        &[&enrolled.backup_codes[0]],
-        NOW + 331,
-        None,
-    );
+    let result = stack.login_from(&u.name, &[&enrolled.backup_codes[0]], NOW + 331, None);
     check(
         result.code == code::AUTH_ERR,
         format!(
@@ -364,7 +318,7 @@ fn large_limits_are_enforced_exactly(ns: &TestNamespace) -> Result<(), Failed> {
     )?;
     // Limits beyond the largest accepted are refused, not silently capped.
     let too_large = stack_with(ns, "limit-too-large", "max_code_failures = 1001");
-    let result = login(&too_large, &u.name, &[&right], NOW + 330, None);
+    let result = too_large.login_from(&u.name, &[&right], NOW + 330, None);
     check(
         result.code == code::SERVICE_ERR,
         format!("max_code_failures = 1001 gave {}", result.code),
@@ -374,7 +328,7 @@ fn large_limits_are_enforced_exactly(ns: &TestNamespace) -> Result<(), Failed> {
         "all-hosts-too-small",
         "rate_limit_by_host = true\nmax_code_failures_all_hosts = 3",
     );
-    let result = login(&unbounded, &u.name, &[&right], NOW + 330, None);
+    let result = unbounded.login_from(&u.name, &[&right], NOW + 330, None);
     check(
         result.code == code::SERVICE_ERR,
         format!(
@@ -393,10 +347,10 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
     let u = user(7);
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     let huge = format!("{}\n\x1b[2J", "h".repeat(1 << 20));
     for i in 0..3 {
-        login(&stack, &u.name, &[&wrong], NOW + i, Some(&huge));
+        stack.login_from(&u.name, &[&wrong], NOW + i, Some(&huge));
     }
     let size = fs::metadata(stack.state_dir.join(format!("{}.state", u.name)))?.len();
     check(
@@ -413,17 +367,17 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
         || format!("{:?}", state.failures),
     )?;
     // The same huge host keeps one budget: two more lock it.
-    login(&stack, &u.name, &[&wrong], NOW + 3, Some(&huge));
-    login(&stack, &u.name, &[&wrong], NOW + 4, Some(&huge));
+    stack.login_from(&u.name, &[&wrong], NOW + 3, Some(&huge));
+    stack.login_from(&u.name, &[&wrong], NOW + 4, Some(&huge));
     let right = enrolled.code_at(NOW + 30);
-    let result = login(&stack, &u.name, &[&right], NOW + 30, Some(&huge));
+    let result = stack.login_from(&u.name, &[&right], NOW + 30, Some(&huge));
     // libpam's own audit of a login with such a host may turn the refusal
     // into PAM_SYSTEM_ERR; what matters is that nothing was checked.
     ensure(
-        result.code != code::SUCCESS && shown_error(&result, "locked until"),
+        result.code != code::SUCCESS && result.shown_error("locked until"),
         || format!("a huge host escaped its budget: {result:?}"),
     )?;
-    let result = login(&stack, &u.name, &[&right], NOW + 31, Some("192.0.2.1"));
+    let result = stack.login_from(&u.name, &[&right], NOW + 31, Some("192.0.2.1"));
     check(
         result.code == code::SUCCESS,
         format!("normal host: {}", result.code),
@@ -435,7 +389,7 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
     let v = user(8);
     stack.enroll(&v, &enrolled);
     let spent = &enrolled.backup_codes[0];
-    let result = login(&stack, &v.name, &[spent], NOW, None);
+    let result = stack.login_from(&v.name, &[spent], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("spend a backup code: got {}", code::describe(result.code)),
@@ -445,7 +399,7 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
     grown.record_failure(FailureKind::Code, Some(&"h".repeat(2 << 20)), NOW + 1);
     fs::write(&path, grown.to_text())?;
     let right = enrolled.code_at(NOW + 60);
-    let result = login(&stack, &v.name, &[&right], NOW + 60, None);
+    let result = stack.login_from(&v.name, &[&right], NOW + 60, None);
     check(
         result.code == code::AUTHINFO_UNAVAIL,
         format!("an oversized state gave {}", result.code),
@@ -462,12 +416,12 @@ fn huge_origins_are_bounded_and_repairable(ns: &TestNamespace) -> Result<(), Fai
             String::from_utf8_lossy(&output.stderr)
         )
     })?;
-    let result = login(&stack, &v.name, &[spent], NOW + 61, None);
+    let result = stack.login_from(&v.name, &[spent], NOW + 61, None);
     check(
         result.code == code::AUTH_ERR,
         format!("the repair revived a spent code: {}", result.code),
     )?;
-    let result = login(&stack, &v.name, &[&right], NOW + 62, None);
+    let result = stack.login_from(&v.name, &[&right], NOW + 62, None);
     check(
         result.code == code::SUCCESS,
         format!("after repair: {}", result.code),
@@ -527,33 +481,33 @@ fn aliases_share_one_state(ns: &TestNamespace) -> Result<(), Failed> {
     fs::set_permissions(&alias_path, fs::Permissions::from_mode(0o600))?;
 
     let code_now = enrolled.code_at(NOW);
-    let result = login(&stack, &owner.name, &[&code_now], NOW, None);
+    let result = stack.login_from(&owner.name, &[&code_now], NOW, None);
     check(
         result.code == code::SUCCESS,
         format!("owner's code: got {}", code::describe(result.code)),
     )?;
     check(!alias_path.exists(), "the alias's state was not taken in")?;
-    let result = login(&stack, &alias.name, &[&code_now], NOW + 1, None);
+    let result = stack.login_from(&alias.name, &[&code_now], NOW + 1, None);
     check(
         result.code == code::AUTH_ERR,
         format!("the same code under the alias: {}", result.code),
     )?;
     assert_logged(&stack, "replay refused")?;
-    let result = login(&stack, &owner.name, &[spent_earlier], NOW + 2, None);
+    let result = stack.login_from(&owner.name, &[spent_earlier], NOW + 2, None);
     check(
         result.code == code::AUTH_ERR,
         format!("a code the alias spent: {}", result.code),
     )?;
     // One budget: failures under both names add up.
-    let wrong = wrong_code(&enrolled, NOW);
+    let wrong = enrolled.wrong_code(NOW);
     for i in 0..4 {
         let name = if i % 2 == 0 { &alias.name } else { &owner.name };
-        login(&stack, name, &[&wrong], NOW + 10 + i, None);
+        stack.login_from(name, &[&wrong], NOW + 10 + i, None);
     }
     let right = enrolled.code_at(NOW + 60);
-    let result = login(&stack, &alias.name, &[&right], NOW + 60, None);
+    let result = stack.login_from(&alias.name, &[&right], NOW + 60, None);
     check(
-        result.code == code::AUTH_ERR && shown_error(&result, "locked until"),
+        result.code == code::AUTH_ERR && result.shown_error("locked until"),
         format!("five failures over two names: {result:?}"),
     )?;
     check(
@@ -638,18 +592,12 @@ fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result
     )?;
     // And a remote host is scoped by service too.
     let home = Some("192.0.2.10");
-    let first = login(
-        &stack,
-        &u.name,
-        &[&enrolled.code_at(NOW + 60)],
-        NOW + 60,
-        home,
-    );
+    let first = stack.login_from(&u.name, &[&enrolled.code_at(NOW + 60)], NOW + 60, home);
     check(
         first.code == code::SUCCESS,
         format!("remote first: got {}", code::describe(first.code)),
     )?;
-    let again = login(&stack, &u.name, &[], NOW + 70, home);
+    let again = stack.login_from(&u.name, &[], NOW + 70, home);
     check(
         again.code == code::SUCCESS && again.prompts().is_empty(),
         format!("remote again: got {}", code::describe(again.code)),

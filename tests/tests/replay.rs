@@ -4,7 +4,6 @@
 //! ahead refuses only what it accepted; codes typed as apps show them; and a
 //! lockout reset that keeps the history.
 
-use std::fs;
 use std::process::Command;
 
 use libtest_mimic::Failed;
@@ -25,11 +24,7 @@ fn stack(ns: &TestNamespace, service: &str) -> Stack {
 }
 
 fn state_of(stack: &Stack, user: &str) -> Result<LoginState, Failed> {
-    let path = stack.state_dir.join(format!("{user}.state"));
-    if !path.exists() {
-        return Ok(LoginState::default());
-    }
-    Ok(LoginState::parse(&fs::read_to_string(path)?, "test")?)
+    Ok(stack.state_of(user)?)
 }
 
 fn accepted(result: &AttemptResult) -> bool {

@@ -126,13 +126,7 @@ impl Login<'_> {
             match self.check_locked(config, account, enrollment, answer, &form, source, context) {
                 Ok(checked) => checked,
                 Err(e) => {
-                    self.log.record(
-                        Severity::Error,
-                        &format!(
-                            "second factor refused: login state unusable: {e}: {}",
-                            context.fields()
-                        ),
-                    );
+                    self.state_unusable(&e, context);
                     return None;
                 }
             };

@@ -179,6 +179,18 @@ impl Login<'_> {
     /// Lock and load the user's state under the name every alias of the
     /// account shares, taking in what was kept under the account's other
     /// names before (this login's name always; the local aliases once).
+    /// Log that the login state cannot be used (the login then fails
+    /// closed).
+    pub fn state_unusable(&mut self, error: &Error, context: &LogContext) {
+        self.log.record(
+            Severity::Error,
+            &format!(
+                "second factor refused: login state unusable: {error}: {}",
+                context.fields()
+            ),
+        );
+    }
+
     pub fn lock_state(&self, config: &Config, account: &Account) -> Result<LockedState, Error> {
         let store = StateStore::new(Path::new(&config.state_dir));
         let owner = self.system.state_owner();

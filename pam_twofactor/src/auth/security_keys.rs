@@ -231,13 +231,7 @@ impl Login<'_> {
         let mut locked = match self.lock_state(config, account) {
             Ok(locked) => locked,
             Err(e) => {
-                self.log.record(
-                    Severity::Error,
-                    &format!(
-                        "second factor refused: login state unusable: {e}: {}",
-                        context.fields()
-                    ),
-                );
+                self.state_unusable(&e, context);
                 return Outcome::Unavailable;
             }
         };
