@@ -6,7 +6,7 @@
 #   sudo scripts/bench.sh            # everything (about 3 minutes on 2 cores after the first build)
 #   sudo scripts/bench.sh --quick    # fewer iterations (about 1.5 minutes)
 #
-# Other options are passed to the bench binary (tests/src/bin/pam_bench.rs):
+# Other options are passed to the bench binary (tests/src/bin/pam_bench/, `--help` lists them):
 # --iterations N, --cold N, --callgrind-iterations N, --leak-logins N,
 # --memcheck-logins N, --workers N, --skip wall,cold,callgrind,crosscheck,load,
 # concurrency,leak,memcheck. The report is printed and kept in
