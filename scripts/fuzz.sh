@@ -17,7 +17,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 summary=()
-for target in config module_args enrollment state answer fido2_authenticator_data fido2_helper_line u2f_keys google_authenticator; do
+for target in config module_args enrollment state answer origins fido2_authenticator_data fido2_helper_line u2f_keys google_authenticator; do
     log=$(mktemp)
     cargo fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tee "$log" | grep -E "^(#[0-9]+\s+DONE|Done|==[0-9]+==ERROR|SUMMARY)" || true
@@ -33,7 +33,7 @@ for target in config module_args enrollment state answer fido2_authenticator_dat
     fi
 done
 # Keep only inputs that add coverage, so the committed corpora stay small.
-for target in config module_args enrollment state answer fido2_authenticator_data fido2_helper_line u2f_keys google_authenticator; do
+for target in config module_args enrollment state answer origins fido2_authenticator_data fido2_helper_line u2f_keys google_authenticator; do
     cargo fuzz cmin --fuzz-dir fuzz "$target" "fuzz/corpus/$target" >/dev/null 2>&1
     summary+=("$target corpus after minimisation: $(find "fuzz/corpus/$target" -type f | wc -l) files")
 done

@@ -332,3 +332,31 @@ fn json_values(value: &serde_json::Value, numbers: bool, out: &mut Vec<String>) 
         _ => {}
     }
 }
+
+/// Where a login comes from, as the application and the system give it:
+/// PAM_RHOST or PAM_TTY (bounded for the state), `/proc/PID/stat` (whose
+/// command name a user chooses) and `/etc/passwd` lines.
+pub fn origins(data: &[u8]) {
+    use twofactor_core::origin::{bounded, grace_origin, start_time_from_stat, TerminalSession};
+    let text = String::from_utf8_lossy(data);
+    let stored = bounded(&text);
+    assert!(stored.len() <= twofactor_core::origin::MAX_ORIGIN_BYTES);
+    assert!(stored.bytes().all(|b| b.is_ascii_graphic()), "{stored:?}");
+    assert_eq!(bounded(&text), stored, "the same value keeps one budget");
+    let session = start_time_from_stat(&text).map(|leader_start| TerminalSession {
+        id: 1,
+        leader_start,
+    });
+    for origin in [
+        grace_origin(&text, Some(&text), None, None),
+        grace_origin(&text, None, Some(&text), session),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(origin.bytes().all(|b| b.is_ascii_graphic()), "{origin:?}");
+    }
+    for name in twofactor_core::state::local_names_of_uid(&text, 0) {
+        assert!(!name.is_empty() && !name.contains(':') && !name.contains('\n'));
+    }
+}

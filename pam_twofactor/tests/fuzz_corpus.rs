@@ -72,3 +72,8 @@ fn fido2_helper_line_corpus() {
 fn u2f_keys_corpus() {
     replay("u2f_keys", pam_twofactor::fuzzing::u2f_keys);
 }
+
+#[test]
+fn origins_corpus() {
+    replay("origins", pam_twofactor::fuzzing::origins);
+}
