@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The login benchmark (README.md, "Performance"): pam_twofactor through the
+# The login benchmark (docs/benchmarks.md): pam_twofactor through the
 # real libpam, side by side with pam_permit, pam_google_authenticator and
 # pam_oath. Must run as root (mount namespace, test accounts, PAM stacks).
 #

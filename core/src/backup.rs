@@ -12,7 +12,8 @@
 //! same way under their own domain, accepted by the module, counted apart by
 //! `twofactor status`, and dropped by `twofactor backup-codes`. Their hashes
 //! are brute-forceable offline (10^8 candidates), which is no worse than the
-//! clear text in `~/.google_authenticator` they come from; see the README.
+//! clear text in `~/.google_authenticator` they come from; see
+//! docs/admin-guide.md, "google-authenticator".
 
 use rand::rngs::OsRng;
 use rand::RngCore;

@@ -131,10 +131,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The configuration's parse errors: the toml crate's message, which may
-/// quote a key or a value. The configuration is root's, so what it says is
-/// kept (escaped: it still must not break a log line); the quoted source
-/// line that follows the message is not.
+/// The configuration's parse errors: the toml crate's message alone
+/// (`message()`, which may quote a key or a value: the configuration is
+/// root's, so that is kept, escaped so it cannot break a log line) and the
+/// byte offset it applies to. Not the error's `Display`, which adds a
+/// line and column and quotes the offending source line under them.
 pub fn redact_toml_error(err: &toml::de::Error) -> String {
     let position = err
         .span()

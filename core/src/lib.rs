@@ -2,7 +2,11 @@
 //! identity: TOTP and backup-code verification, the enrollment document, the
 //! root-owned login state, the system configuration, and careful file I/O.
 //!
-//! Time is always a parameter; nothing here reads the clock.
+//! The time a login is decided at is always a parameter: no decision here
+//! reads the clock. Clocks are read in three places, none of which decides
+//! a login: [`audit::send`] stamps syslog lines with the wall-clock time, and
+//! [`files::lock_exclusive`] and [`notify::run_notify_command`] bound their
+//! waiting with the monotonic clock.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(

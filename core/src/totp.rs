@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use crate::secret::SecretBytes;
 
 /// Largest accepted verification window, in steps each side of the current one.
-/// A wider window lets more codes through per guess; see the README.
+/// A wider window lets more codes through per guess; see docs/security.md,
+/// "Guesses a day, by stack".
 pub const MAX_WINDOW: u8 = 4;
 /// Shortest secret accepted (80 bits, the size google-authenticator writes).
 pub const MIN_SECRET_BYTES: usize = 10;

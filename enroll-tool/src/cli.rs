@@ -90,9 +90,10 @@ Examples:
   twofactor status --user alice             # as root
 
 The --json object has the keys user, uid, enrollment, methods, state,
-last_success, recent_failures and lockout (see the README for their
-contents). New keys (such as methods.security_keys) may be added: ignore the
-ones you do not know.
+last_success, recent_failures and lockout (their contents: the
+administrator's guide, docs/admin-guide.md, section JSON output; the schema:
+enroll-tool/schemas/status.schema.json). New keys (such as
+methods.security_keys) may be added: ignore the ones you do not know.
 
 Exit status (the rule is in twofactor(1)): 0 the status was shown (also
 when not enrolled, or when the login state cannot be read: that is part of

@@ -2,7 +2,7 @@
 //! into an enrollment, so users keep their authenticator entry (and, as
 //! legacy backup codes, their scratch codes) when a site switches modules.
 //!
-//! Decisions (see the README, "Switching from google-authenticator"):
+//! Decisions (see docs/admin-guide.md, "google-authenticator"):
 //! - TOTP files are imported (SHA1, 6 digits, the file's step size).
 //! - HOTP (counter-based) files are refused with nothing written: the module
 //!   verifies time-based codes only, and a counter would have to live in the

@@ -70,8 +70,12 @@ done
 gzip -9n < enroll-tool/man/pam_twofactor.toml.5 > "$root/usr/share/man/man5/pam_twofactor.toml.5.gz"
 gzip -9n < packaging/man/pam_twofactor.8 > "$root/usr/share/man/man8/pam_twofactor.8.gz"
 
-install -d -m 0755 "$doc/examples"
+install -d -m 0755 "$doc/examples" "$doc/docs"
 gzip -9n < README.md > "$doc/README.md.gz"
+# The manual the README links to, at the same relative place.
+for page in docs/*.md; do
+    gzip -9n < "$page" > "$doc/docs/$(basename "$page").gz"
+done
 install -m 0644 config/examples/* "$doc/examples/"
 install -m 0644 packaging/deb/copyright "$doc/copyright"
 install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/$package"
@@ -84,7 +88,7 @@ $package ($version) unstable; urgency=medium
 
  -- pam_twofactor maintainers <maintainers@pam-twofactor.invalid>  $date_rfc2822
 EOF
-chmod 0644 "$doc/changelog.Debian.gz" "$doc/README.md.gz" "$root"/usr/share/man/man*/*.gz
+chmod 0644 "$doc/changelog.Debian.gz" "$doc/README.md.gz" "$doc"/docs/*.md.gz "$root"/usr/share/man/man*/*.gz
 
 # Library dependencies of the binaries, as Debian's own packages compute them.
 mkdir -p "$work/debian"

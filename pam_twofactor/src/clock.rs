@@ -1,4 +1,6 @@
-//! The module's only reading of the clock.
+//! The time a login is decided at: the module's only reading of the wall
+//! clock for a decision. (Deadlines, such as the FIDO2 helper's, use the
+//! monotonic clock; syslog lines are stamped in `twofactor_core::audit`.)
 #![forbid(unsafe_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};

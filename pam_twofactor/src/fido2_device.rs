@@ -6,10 +6,11 @@
 //! cancelled nor joined, and would outlive `pam_sm_authenticate` inside
 //! sshd or login (and run code of an unloaded module after `dlclose`). A
 //! child process can be killed. [`HelperDevice`] starts
-//! `twofactor-fido2-helper`, talks to it over two pipes, waits for each
-//! answer with `poll` until a deadline on the calling thread, and at the end
-//! (or the deadline) kills it with SIGKILL and reaps it with `wait`, in
-//! [`SecurityKeys::finish`] and again in `Drop`. So when the flow returns no
+//! `twofactor-fido2-helper`, talks to it over one socketpair (its standard
+//! input and output), waits for each answer with `poll` until a deadline on
+//! the calling thread, and at the end (or the deadline) kills it with
+//! SIGKILL and reaps it with `wait`, in [`SecurityKeys::finish`] and again
+//! in `Drop`. So when the flow returns no
 //! thread was ever started and no process of ours is left. The helper gets
 //! no terminal and no standard error, so the library's keep-alive messages
 //! and panics cannot reach the login's terminal, and no descriptor of the

@@ -60,7 +60,8 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), String> {
 
 /// The installed /etc/pam.d/<service> with the module right after
 /// `@include common-auth`: the password first, then the code, as the
-/// README tells administrators (and as pam-auth-update's profile does).
+/// administrator's guide (docs/admin-guide.md) says, and as pam-auth-update's
+/// profile does.
 fn stack_with_module(service: &str, config: &Path) -> Result<String, String> {
     let installed = fs::read_to_string(Path::new("/etc/pam.d").join(service)).map_err(|e| {
         format!("read /etc/pam.d/{service} (is the program installed? scripts/install-deps.sh --test): {e}")

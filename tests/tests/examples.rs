@@ -1,10 +1,11 @@
 //! The example sshd_config drop-ins and pam.d snippets of config/examples,
-//! used as the README tells administrators to use them: each drop-in's
+//! used as docs/admin-guide.md tells administrators to use them: each drop-in's
 //! settings given to a real sshd, each snippet put into Debian's
 //! /etc/pam.d/sshd (bind-mounted in the test namespace) with the production
 //! module, and real OpenSSH logins with and without each factor. Then
 //! `twofactor doctor` must find nothing wrong with the same files.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -294,23 +295,45 @@ fn code_only(shared: &Shared) -> Result<(), Failed> {
     example.doctor_finds_nothing()
 }
 
-/// One recommendation for the module's control, wherever a stack is shown
-/// to administrators: `requisite` (README.md, "Setting it up", says why).
-/// Every pam_twofactor line of the README, the examples, the pam-auth-update
-/// profile, the authselect notes and pam_twofactor(8) uses it, and the
-/// README and the man page recommend it without an alternative.
-fn every_documented_stack_uses_requisite(_shared: &Shared) -> Result<(), Failed> {
-    let workspace = examples_dir()
+/// The workspace: the parent of config/examples/'s parent.
+fn workspace() -> Result<PathBuf, Failed> {
+    Ok(examples_dir()
         .parent()
         .and_then(Path::parent)
         .ok_or("workspace")?
-        .to_path_buf();
-    let mut documents = vec![
-        workspace.join("README.md"),
+        .to_path_buf())
+}
+
+/// The README and every page of docs/, sorted.
+fn markdown_documentation() -> Result<Vec<PathBuf>, Failed> {
+    let workspace = workspace()?;
+    let mut pages = Vec::new();
+    for entry in fs::read_dir(workspace.join("docs"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    check(pages.len() >= 5, || format!("docs/ holds only {pages:?}"))?;
+    pages.insert(0, workspace.join("README.md"));
+    Ok(pages)
+}
+
+/// One recommendation for the module's control, wherever a stack is shown
+/// to administrators: `requisite` (docs/admin-guide.md, "Why requisite",
+/// says why). Every pam_twofactor line of the README, docs/, the examples,
+/// the pam-auth-update profile, the authselect notes and pam_twofactor(8)
+/// uses it, and the administrator's guide and the man page recommend it
+/// without an alternative.
+fn every_documented_stack_uses_requisite(_shared: &Shared) -> Result<(), Failed> {
+    let workspace = workspace()?;
+    let mut documents = markdown_documentation()?;
+    documents.extend([
         workspace.join("packaging/pam-configs/twofactor"),
         workspace.join("packaging/rpm/authselect.md"),
         workspace.join("packaging/man/pam_twofactor.8"),
-    ];
+    ]);
     for entry in fs::read_dir(examples_dir())? {
         documents.push(entry?.path());
     }
@@ -342,15 +365,132 @@ fn every_documented_stack_uses_requisite(_shared: &Shared) -> Result<(), Failed>
     check(lines_seen >= 12, || {
         format!("only {lines_seen} module lines found")
     })?;
-    let readme = fs::read_to_string(workspace.join("README.md"))?;
+    let guide = fs::read_to_string(workspace.join("docs/admin-guide.md"))?;
     let man = fs::read_to_string(workspace.join("packaging/man/pam_twofactor.8"))?;
     check(
-        readme.contains("Use the module with `requisite`")
-            && !readme.contains("`required` (or `requisite`)")
+        guide.contains("Use the module with `requisite`")
             && man.contains("Use the module with \\fBrequisite\\fR,")
             && !man.contains("\\fBrequired\\fR or \\fBrequisite\\fR"),
-        || "the README or pam_twofactor(8) does not recommend requisite alone".into(),
+        || "docs/admin-guide.md or pam_twofactor(8) does not recommend requisite".into(),
     )?;
+    for page in markdown_documentation()? {
+        let text = fs::read_to_string(&page)?;
+        check(!text.contains("`required` (or `requisite`)"), || {
+            format!("{} offers required as an alternative", page.display())
+        })?;
+    }
+    Ok(())
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// turned into hyphens (`## Before you log out: `twofactor doctor`` is
+/// `#before-you-log-out-twofactor-doctor`).
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Markdown text without its fenced code blocks, where `](` is not a link.
+fn outside_code_blocks(text: &str) -> String {
+    let mut fenced = false;
+    let mut kept = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
+/// The anchors of a markdown file's headings; a repeated heading gets
+/// `-1`, `-2`, ... as on GitHub.
+fn anchors(text: &str) -> Vec<String> {
+    let mut repeats: BTreeMap<String, usize> = BTreeMap::new();
+    let mut anchors = Vec::new();
+    for line in outside_code_blocks(text).lines() {
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
+        let base = heading_anchor(heading.trim_start_matches('#'));
+        let count = repeats.entry(base.clone()).or_insert(0);
+        anchors.push(if *count == 0 {
+            base
+        } else {
+            format!("{base}-{count}")
+        });
+        *count += 1;
+    }
+    anchors
+}
+
+/// The manual is the README and docs/: every relative link between them,
+/// and to the files they point to (configuration, examples, man pages),
+/// leads to a file that exists and, with a `#fragment`, to a heading of that
+/// page; the README links every page of docs/.
+fn documentation_links_resolve(_shared: &Shared) -> Result<(), Failed> {
+    let pages = markdown_documentation()?;
+    let readme = &pages[0];
+    let mut links_seen = 0;
+    let mut linked_from_readme = Vec::new();
+    for page in &pages {
+        let text = fs::read_to_string(page)?;
+        let dir = page.parent().ok_or("page directory")?;
+        for piece in outside_code_blocks(&text).split("](").skip(1) {
+            let Some(end) = piece.find(')') else {
+                continue;
+            };
+            let target = &piece[..end];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            links_seen += 1;
+            check(!target.contains(char::is_whitespace), || {
+                format!("{}: a link target with a space: {target:?}", page.display())
+            })?;
+            let (path, fragment) = match target.split_once('#') {
+                Some((path, fragment)) => (path, Some(fragment)),
+                None => (target, None),
+            };
+            let linked = if path.is_empty() {
+                page.clone()
+            } else {
+                dir.join(path)
+            };
+            check(linked.exists(), || {
+                format!("{}: {target} leads to no file", page.display())
+            })?;
+            if page == readme {
+                linked_from_readme.push(linked.canonicalize()?);
+            }
+            if let Some(fragment) = fragment {
+                let anchors = anchors(&fs::read_to_string(&linked)?);
+                check(anchors.iter().any(|a| a == fragment), || {
+                    format!(
+                        "{}: {target}: no heading #{fragment} in {} (headings: {anchors:?})",
+                        page.display(),
+                        linked.display()
+                    )
+                })?;
+            }
+        }
+    }
+    check(links_seen >= 30, || {
+        format!("only {links_seen} links found")
+    })?;
+    for page in pages.iter().skip(1) {
+        let canonical = page.canonicalize()?;
+        check(linked_from_readme.contains(&canonical), || {
+            format!("the README does not link {}", page.display())
+        })?;
+    }
     Ok(())
 }
 
@@ -370,6 +510,7 @@ fn main() {
                 "every_documented_stack_uses_requisite",
                 every_documented_stack_uses_requisite,
             ),
+            ("documentation_links_resolve", documentation_links_resolve),
         ],
     );
 }

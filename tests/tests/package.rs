@@ -642,6 +642,27 @@ fn package_contents_and_metadata(shared: &Shared) -> Result<(), Failed> {
             format!("{path}: {:?}, expected {mode}", mode_of(path))
         })?;
     }
+    // The README and the manual it links to (docs/), at the same relative
+    // places; postinst points administrators to the guide.
+    let mut documents = vec!["README.md".to_string()];
+    for entry in fs::read_dir(workspace().join("docs"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") {
+            documents.push(format!("docs/{name}"));
+        }
+    }
+    check(documents.len() > 5, || format!("docs/: {documents:?}"))?;
+    for document in &documents {
+        let path = format!("/usr/share/doc/{PACKAGE}/{document}.gz");
+        check(mode_of(&path).as_deref() == Some("-rw-r--r--"), || {
+            format!("{path}: {:?}, expected -rw-r--r--", mode_of(&path))
+        })?;
+    }
+    let postinst = fs::read_to_string(workspace().join("packaging/deb/postinst"))?;
+    check(
+        postinst.contains(&format!("/usr/share/doc/{PACKAGE}/docs/admin-guide.md.gz")),
+        || "postinst does not point to the administrator's guide".into(),
+    )?;
     let loose: Vec<&(String, String)> = files
         .iter()
         .filter(|(m, p)| {

@@ -102,11 +102,12 @@ fn authorize_key(account: &TestUser, public_key: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The installed /etc/pam.d/sshd as README.md tells an administrator to
-/// change it for the code alone: `@include common-auth` (pam_unix would ask
-/// for a password as well) replaced by the module. The rest of Debian's
-/// stack (nologin, common-account, loginuid, limits, env, common-session,
-/// motd) stays, so the login goes through everything a real one does.
+/// The installed /etc/pam.d/sshd as docs/admin-guide.md ("SSH") tells an
+/// administrator to change it for the code alone: `@include common-auth`
+/// (pam_unix would ask for a password as well) replaced by the module. The
+/// rest of Debian's stack (nologin, common-account, loginuid, limits, env,
+/// common-session, motd) stays, so the login goes through everything a real
+/// one does.
 fn sshd_stack(config: &Path) -> Result<String, String> {
     let installed = fs::read_to_string("/etc/pam.d/sshd")
         .map_err(|e| format!("read /etc/pam.d/sshd (is openssh-server installed?): {e}"))?;
