@@ -124,10 +124,7 @@ impl TotpParams {
         hash.update([0, self.digits]);
         hash.update(self.period.to_be_bytes());
         hash.update(self.secret.expose());
-        hash.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&hash.finalize()[..16])
     }
 
     /// Check `code` against the steps `window` either side of `now`; a
