@@ -1,13 +1,175 @@
-//! Enough of ELF to tell whether a file is a PAM module this machine can
-//! load, without loading it: `twofactor doctor` must not run a module's code
-//! inside itself (its initialisers, its copy of the Rust runtime) just to
-//! look at it. Checked: 64- or 32-bit class and byte order, shared object
-//! type, the machine of this build, the exported `pam_sm_*` functions, and
-//! the libraries it needs.
+//! The module's file, as libpam would find it: it exists, is root's, and
+//! is an ELF shared object for this machine that exports
+//! `pam_sm_authenticate` and whose libraries are installed.
+//!
+//! The file is examined, never loaded: `twofactor doctor` must not run a
+//! module's code inside itself (its initialisers, its copy of the Rust
+//! runtime) just to look at it, and a cut file would kill it (dlopen maps
+//! it, and reading past the end is SIGBUS). Read: the 64- or 32-bit class
+//! and byte order, the shared object type, the machine, the exported
+//! `pam_sm_*` functions, and the libraries it needs.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::findings::Findings;
+use super::pam_d::PamLine;
+
+/// Check the file of `line`'s module, unless an earlier line named the same
+/// file (`checked`).
+pub(super) fn check_line_module(
+    findings: &mut Findings,
+    line: &PamLine,
+    module_dir: Option<&Path>,
+    services: &[String],
+    checked: &mut Vec<PathBuf>,
+) {
+    if let Some(path) = module_path(line, module_dir) {
+        if !checked.contains(&path) {
+            check_module(findings, &path, line, services);
+            checked.push(path);
+        }
+    } else {
+        findings.problem(
+            "module",
+            format!(
+                "{}: the module is named without a path and no PAM module directory was \
+                 found; libpam cannot load it",
+                line.place()
+            ),
+            "name the module by its absolute path, or install it in /usr/lib/<multiarch>/security",
+        );
+    }
+}
+
+/// libpam's directory for modules named without a path.
+pub(super) fn default_module_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(triplet) = multiarch() {
+        candidates.push(PathBuf::from(format!("/lib/{triplet}/security")));
+        candidates.push(PathBuf::from(format!("/usr/lib/{triplet}/security")));
+    }
+    for dir in ["/lib64/security", "/usr/lib64/security", "/lib/security"] {
+        candidates.push(PathBuf::from(dir));
+    }
+    candidates.into_iter().find(|dir| dir.is_dir())
+}
+
+/// The file libpam loads for `line`: its path, or its name in `module_dir`.
+fn module_path(line: &PamLine, module_dir: Option<&Path>) -> Option<PathBuf> {
+    if line.module.starts_with('/') {
+        Some(PathBuf::from(&line.module))
+    } else {
+        module_dir.map(|dir| dir.join(&line.module))
+    }
+}
+
+/// Owner and mode (whoever can change the file runs code in every login),
+/// then what its ELF image says.
+fn check_module(findings: &mut Findings, path: &Path, line: &PamLine, services: &[String]) {
+    let affected = if services.is_empty() {
+        format!("the stack of {}", line.place())
+    } else {
+        format!("every {} login", services.join(", "))
+    };
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(err) => {
+            findings.problem(
+                "module",
+                format!(
+                    "{} {}: libpam cannot load it, and {affected} fails",
+                    path.display(),
+                    twofactor_core::files::describe_io_error(&err).to_lowercase()
+                ),
+                "install the package (libpam-twofactor), or correct the path in the stack",
+            );
+            return;
+        }
+    };
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        findings.problem(
+            "module",
+            format!(
+                "{} is owned by uid {} with mode {:04o}: whoever can change it runs code in \
+                 every login",
+                path.display(),
+                meta.uid(),
+                meta.permissions().mode() & 0o7777
+            ),
+            format!("chown root:root {0} && chmod 0644 {0}", path.display()),
+        );
+    }
+    match examine(path) {
+        Err(why) => findings.problem(
+            "module",
+            format!(
+                "{} {why}: libpam cannot load it, and {affected} fails",
+                path.display()
+            ),
+            "reinstall the package (libpam-twofactor)",
+        ),
+        Ok(object) => {
+            let host = host_machine();
+            let missing_libraries: Vec<&String> = object
+                .needed
+                .iter()
+                .filter(|lib| find_library(lib).is_none())
+                .collect();
+            if host.is_some_and(|m| m != object.machine) {
+                findings.problem(
+                    "module",
+                    format!(
+                        "{} is built for {}, this machine is {}: libpam cannot load it, and \
+                         {affected} fails",
+                        path.display(),
+                        machine_name(object.machine),
+                        host.map(machine_name).unwrap_or_default()
+                    ),
+                    "install the package built for this architecture",
+                );
+            } else if !object
+                .pam_functions
+                .iter()
+                .any(|f| f == "pam_sm_authenticate")
+            {
+                findings.problem(
+                    "module",
+                    format!(
+                        "{} is a shared object without pam_sm_authenticate: not a PAM auth \
+                         module, and {affected} fails",
+                        path.display()
+                    ),
+                    "reinstall the package (libpam-twofactor)",
+                );
+            } else if !missing_libraries.is_empty() {
+                let names: Vec<&str> = missing_libraries.iter().map(|s| s.as_str()).collect();
+                findings.problem(
+                    "module",
+                    format!(
+                        "{} needs {}, which is not installed: libpam cannot load it, and \
+                         {affected} fails",
+                        path.display(),
+                        names.join(", ")
+                    ),
+                    "install the missing libraries (apt-get install libpam0g)",
+                );
+            } else {
+                findings.ok(
+                    "module",
+                    format!(
+                        "{} is a {} PAM module ({})",
+                        path.display(),
+                        machine_name(object.machine),
+                        object.pam_functions.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
 
 /// Largest file examined.
 const MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -20,18 +182,18 @@ const STT_FUNC: u8 = 2;
 
 /// What was learnt about a shared object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedObject {
+struct SharedObject {
     /// e_machine.
-    pub machine: u16,
+    machine: u16,
     /// Defined function symbols in the dynamic symbol table that start with
     /// `pam_sm_`.
-    pub pam_functions: Vec<String>,
+    pam_functions: Vec<String>,
     /// DT_NEEDED entries.
-    pub needed: Vec<String>,
+    needed: Vec<String>,
 }
 
 /// The e_machine value of the architecture this program was built for.
-pub fn host_machine() -> Option<u16> {
+fn host_machine() -> Option<u16> {
     match std::env::consts::ARCH {
         "x86_64" => Some(62),
         "x86" => Some(3),
@@ -46,7 +208,7 @@ pub fn host_machine() -> Option<u16> {
 }
 
 /// A readable name for an e_machine value.
-pub fn machine_name(machine: u16) -> String {
+fn machine_name(machine: u16) -> String {
     match machine {
         62 => "x86-64".into(),
         3 => "i386".into(),
@@ -123,7 +285,7 @@ struct Section {
 }
 
 /// Read and examine `path`. The error is a phrase ("is not an ELF file").
-pub fn examine(path: &Path) -> Result<SharedObject, String> {
+fn examine(path: &Path) -> Result<SharedObject, String> {
     let file = File::open(path).map_err(|e| twofactor_core::files::describe_io_error(&e))?;
     let mut bytes = Vec::new();
     file.take(MAX_BYTES)
@@ -133,7 +295,7 @@ pub fn examine(path: &Path) -> Result<SharedObject, String> {
 }
 
 /// Examine an ELF image in memory.
-pub fn parse(bytes: &[u8]) -> Result<SharedObject, String> {
+fn parse(bytes: &[u8]) -> Result<SharedObject, String> {
     if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
         return Err("is not an ELF file".into());
     }
@@ -253,7 +415,7 @@ pub fn parse(bytes: &[u8]) -> Result<SharedObject, String> {
 
 /// Where the dynamic loader finds a library named in DT_NEEDED, if in one
 /// of the standard directories (the multiarch ones first).
-pub fn find_library(name: &str) -> Option<std::path::PathBuf> {
+fn find_library(name: &str) -> Option<std::path::PathBuf> {
     let multiarch = multiarch();
     let mut dirs: Vec<String> = Vec::new();
     if let Some(triplet) = &multiarch {
@@ -269,7 +431,7 @@ pub fn find_library(name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// The Debian multiarch triplet of this build (`x86_64-linux-gnu`).
-pub fn multiarch() -> Option<String> {
+fn multiarch() -> Option<String> {
     let arch = match std::env::consts::ARCH {
         "x86" => "i386",
         "powerpc64" if cfg!(target_endian = "little") => "powerpc64le",
