@@ -5,14 +5,21 @@
 //! The file is examined, never loaded: `twofactor doctor` must not run a
 //! module's code inside itself (its initialisers, its copy of the Rust
 //! runtime) just to look at it, and a cut file would kill it (dlopen maps
-//! it, and reading past the end is SIGBUS). Read: the 64- or 32-bit class
-//! and byte order, the shared object type, the machine, the exported
-//! `pam_sm_*` functions, and the libraries it needs.
+//! it, and reading past the end is SIGBUS). The file's bytes are read and
+//! their tables parsed with `object`'s ELF reader, which checks every
+//! offset against the end: the 64- or 32-bit class and byte order, the
+//! shared object type, the machine, the exported `pam_sm_*` functions, and
+//! the libraries it needs.
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, SectionHeader, SectionTable, Sym};
+use object::read::{ReadRef, StringTable};
+use object::Endianness;
 
 use super::findings::Findings;
 use super::pam_d::PamLine;
@@ -173,12 +180,8 @@ fn check_module(findings: &mut Findings, path: &Path, line: &PamLine, services: 
 
 /// Largest file examined.
 const MAX_BYTES: u64 = 256 * 1024 * 1024;
-const ET_DYN: u16 = 3;
-const SHT_DYNAMIC: u32 = 6;
-const SHT_DYNSYM: u32 = 11;
-const DT_NEEDED: u64 = 1;
-const SHN_UNDEF: u16 = 0;
-const STT_FUNC: u8 = 2;
+/// Said of a file whose tables end past its end: a copy cut short.
+const TRUNCATED: &str = "truncated (a table points past the end of the file)";
 
 /// What was learnt about a shared object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,14 +198,14 @@ struct SharedObject {
 /// The e_machine value of the architecture this program was built for.
 fn host_machine() -> Option<u16> {
     match std::env::consts::ARCH {
-        "x86_64" => Some(62),
-        "x86" => Some(3),
-        "aarch64" => Some(183),
-        "arm" => Some(40),
-        "riscv64" => Some(243),
-        "powerpc64" => Some(21),
-        "s390x" => Some(22),
-        "loongarch64" => Some(258),
+        "x86_64" => Some(elf::EM_X86_64),
+        "x86" => Some(elf::EM_386),
+        "aarch64" => Some(elf::EM_AARCH64),
+        "arm" => Some(elf::EM_ARM),
+        "riscv64" => Some(elf::EM_RISCV),
+        "powerpc64" => Some(elf::EM_PPC64),
+        "s390x" => Some(elf::EM_S390),
+        "loongarch64" => Some(elf::EM_LOONGARCH),
         _ => None,
     }
 }
@@ -210,78 +213,16 @@ fn host_machine() -> Option<u16> {
 /// A readable name for an e_machine value.
 fn machine_name(machine: u16) -> String {
     match machine {
-        62 => "x86-64".into(),
-        3 => "i386".into(),
-        183 => "AArch64".into(),
-        40 => "ARM".into(),
-        243 => "RISC-V".into(),
-        21 => "PowerPC64".into(),
-        22 => "s390x".into(),
-        258 => "LoongArch".into(),
+        elf::EM_X86_64 => "x86-64".into(),
+        elf::EM_386 => "i386".into(),
+        elf::EM_AARCH64 => "AArch64".into(),
+        elf::EM_ARM => "ARM".into(),
+        elf::EM_RISCV => "RISC-V".into(),
+        elf::EM_PPC64 => "PowerPC64".into(),
+        elf::EM_S390 => "s390x".into(),
+        elf::EM_LOONGARCH => "LoongArch".into(),
         other => format!("machine {other}"),
     }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    little: bool,
-    wide: bool,
-}
-
-impl Reader<'_> {
-    fn slice(&self, offset: u64, len: u64) -> Result<&[u8], String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let len = usize::try_from(len).map_err(|_| "length out of range")?;
-        let end = start.checked_add(len).ok_or("offset out of range")?;
-        self.bytes
-            .get(start..end)
-            .ok_or_else(|| "truncated (a table points past the end of the file)".to_string())
-    }
-
-    fn uint(&self, offset: u64, size: u64) -> Result<u64, String> {
-        let raw = self.slice(offset, size)?;
-        let mut value = 0u64;
-        for i in 0..raw.len() {
-            let byte = if self.little {
-                raw[raw.len() - 1 - i]
-            } else {
-                raw[i]
-            };
-            value = (value << 8) | u64::from(byte);
-        }
-        Ok(value)
-    }
-
-    fn u16(&self, offset: u64) -> Result<u16, String> {
-        Ok(self.uint(offset, 2)? as u16)
-    }
-
-    fn u32(&self, offset: u64) -> Result<u32, String> {
-        Ok(self.uint(offset, 4)? as u32)
-    }
-
-    /// A word: 8 bytes in 64-bit files, 4 in 32-bit ones.
-    fn word(&self, offset: u64) -> Result<u64, String> {
-        self.uint(offset, if self.wide { 8 } else { 4 })
-    }
-
-    fn c_string(&self, offset: u64) -> Result<String, String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let rest = self.bytes.get(start..).ok_or("string past the end")?;
-        let end = rest
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or("unterminated string")?;
-        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
-    }
-}
-
-struct Section {
-    kind: u32,
-    offset: u64,
-    size: u64,
-    link: u32,
-    entsize: u64,
 }
 
 /// Read and examine `path`. The error is a phrase ("is not an ELF file").
@@ -296,121 +237,118 @@ fn examine(path: &Path) -> Result<SharedObject, String> {
 
 /// Examine an ELF image in memory.
 fn parse(bytes: &[u8]) -> Result<SharedObject, String> {
-    if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
+    // e_ident first, on its own (16 bytes: the magic, then the class at 4
+    // and the byte order at 5): each way of not being an ELF image this
+    // reader knows has its own words.
+    if bytes.len() < 16 || bytes[..4] != elf::ELFMAG {
         return Err("is not an ELF file".into());
     }
     let wide = match bytes[4] {
-        1 => false,
-        2 => true,
+        elf::ELFCLASS32 => false,
+        elf::ELFCLASS64 => true,
         _ => return Err("has an unknown ELF class".into()),
     };
-    let little = match bytes[5] {
-        1 => true,
-        2 => false,
+    let endian = match bytes[5] {
+        elf::ELFDATA2LSB => Endianness::Little,
+        elf::ELFDATA2MSB => Endianness::Big,
         _ => return Err("has an unknown ELF byte order".into()),
     };
-    let r = Reader {
-        bytes,
-        little,
-        wide,
-    };
-    let kind = r.u16(16)?;
-    let machine = r.u16(18)?;
-    if kind != ET_DYN {
+    if wide {
+        read::<elf::FileHeader64<Endianness>>(bytes, endian)
+    } else {
+        read::<elf::FileHeader32<Endianness>>(bytes, endian)
+    }
+}
+
+fn read<Elf: FileHeader<Endian = Endianness>>(
+    bytes: &[u8],
+    endian: Endianness,
+) -> Result<SharedObject, String> {
+    // Not `FileHeader::parse`, which also refuses an EI_VERSION other than
+    // 1: that byte is not what this check is about.
+    let header: &Elf = bytes.read_at(0).map_err(|()| TRUNCATED.to_string())?;
+    let kind = header.e_type(endian);
+    if kind != elf::ET_DYN {
         return Err(format!("is not a shared object (ELF type {kind})"));
     }
-    let (shoff, shentsize, shnum) = if wide {
-        (r.word(40)?, u64::from(r.u16(58)?), u64::from(r.u16(60)?))
-    } else {
-        (r.word(32)?, u64::from(r.u16(46)?), u64::from(r.u16(48)?))
-    };
-    let mut sections = Vec::new();
-    for i in 0..shnum {
-        let base = shoff
-            .checked_add(i.checked_mul(shentsize).ok_or("section table overflow")?)
-            .ok_or("section table overflow")?;
-        let section = if wide {
-            Section {
-                kind: r.u32(base + 4)?,
-                offset: r.word(base + 24)?,
-                size: r.word(base + 32)?,
-                link: r.u32(base + 40)?,
-                entsize: r.word(base + 56)?,
-            }
-        } else {
-            Section {
-                kind: r.u32(base + 4)?,
-                offset: r.word(base + 16)?,
-                size: r.word(base + 20)?,
-                link: r.u32(base + 24)?,
-                entsize: r.word(base + 36)?,
-            }
-        };
-        sections.push(section);
-    }
-    let strings_of = |section: &Section| -> Result<u64, String> {
-        sections
-            .get(section.link as usize)
-            .map(|s| s.offset)
-            .ok_or_else(|| "has a symbol table without strings".to_string())
-    };
-
-    let mut pam_functions = Vec::new();
-    let mut needed = Vec::new();
-    for section in &sections {
-        match section.kind {
-            SHT_DYNSYM => {
-                let strings = strings_of(section)?;
-                let entsize = if section.entsize == 0 {
-                    if wide {
-                        24
-                    } else {
-                        16
-                    }
-                } else {
-                    section.entsize
-                };
-                for i in 0..section.size / entsize {
-                    let base = section.offset + i * entsize;
-                    let name = u64::from(r.u32(base)?);
-                    let (info, shndx) = if wide {
-                        (r.slice(base + 4, 1)?[0], r.u16(base + 6)?)
-                    } else {
-                        (r.slice(base + 12, 1)?[0], r.u16(base + 14)?)
-                    };
-                    if shndx == SHN_UNDEF || info & 0xf != STT_FUNC {
-                        continue;
-                    }
-                    let name = r.c_string(strings + name)?;
-                    if name.starts_with("pam_sm_") && !pam_functions.contains(&name) {
-                        pam_functions.push(name);
-                    }
-                }
-            }
-            SHT_DYNAMIC => {
-                let strings = strings_of(section)?;
-                let entsize = if wide { 16 } else { 8 };
-                for i in 0..section.size / entsize {
-                    let base = section.offset + i * entsize;
-                    let tag = r.word(base)?;
-                    if tag == 0 {
-                        break;
-                    }
-                    if tag == DT_NEEDED {
-                        let value = r.word(base + entsize / 2)?;
-                        needed.push(r.c_string(strings + value)?);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    pam_functions.sort();
+    let (pam_functions, needed) =
+        exports(header, endian, bytes).map_err(|err| unreadable(header, endian, bytes, err))?;
     Ok(SharedObject {
-        machine,
+        machine: header.e_machine(endian),
         pam_functions,
         needed,
     })
+}
+
+/// The defined `pam_sm_*` functions of the dynamic symbol table (sorted),
+/// and the DT_NEEDED libraries (in order).
+fn exports<Elf: FileHeader>(
+    header: &Elf,
+    endian: Elf::Endian,
+    bytes: &[u8],
+) -> object::read::Result<(Vec<String>, Vec<String>)> {
+    // The section headers without their names: none is looked up by name,
+    // and libpam does not read them either.
+    let sections: SectionTable<Elf> = SectionTable::new(
+        header.section_headers(endian, bytes)?,
+        StringTable::default(),
+    );
+
+    let symbols = sections.symbols(endian, bytes, elf::SHT_DYNSYM)?;
+    let mut pam_functions = Vec::new();
+    for symbol in symbols.iter() {
+        if symbol.st_shndx(endian) == elf::SHN_UNDEF || symbol.st_type() != elf::STT_FUNC {
+            continue;
+        }
+        let name = String::from_utf8_lossy(symbols.symbol_name(endian, symbol)?).into_owned();
+        if name.starts_with("pam_sm_") && !pam_functions.contains(&name) {
+            pam_functions.push(name);
+        }
+    }
+    pam_functions.sort();
+
+    let mut needed = Vec::new();
+    if let Some((entries, strings)) = sections.dynamic(endian, bytes)? {
+        let strings = sections.strings(endian, bytes, strings)?;
+        for entry in entries {
+            match entry.tag(endian) {
+                elf::DT_NULL => break,
+                elf::DT_NEEDED => {
+                    let name = entry.string(endian, strings)?;
+                    needed.push(String::from_utf8_lossy(name).into_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((pam_functions, needed))
+}
+
+/// The phrase for tables that could not be read: truncated when the
+/// section headers, or a section they describe, end past the end of the
+/// file (a copy cut short); else damaged, in object's words.
+fn unreadable<Elf: FileHeader>(
+    header: &Elf,
+    endian: Elf::Endian,
+    bytes: &[u8],
+    err: object::read::Error,
+) -> String {
+    let len = bytes.len() as u64;
+    let past_end =
+        |offset: u64, size: u64| !matches!(offset.checked_add(size), Some(end) if end <= len);
+    let headers = u64::from(header.e_shnum(endian)) * u64::from(header.e_shentsize(endian));
+    let truncated = past_end(header.e_shoff(endian).into(), headers)
+        || header.section_headers(endian, bytes).is_ok_and(|sections| {
+            sections
+                .iter()
+                .filter_map(|section| section.file_range(endian))
+                .any(|(offset, size)| past_end(offset, size))
+        });
+    if truncated {
+        TRUNCATED.to_string()
+    } else {
+        format!("is damaged ({err})")
+    }
 }
 
 /// Where the dynamic loader finds a library named in DT_NEEDED, if in one
@@ -485,5 +423,38 @@ mod tests {
         assert!(parse(&header).unwrap_err().contains("truncated"));
         header[16] = 2; // ET_EXEC
         assert!(parse(&header).unwrap_err().contains("not a shared object"));
+    }
+
+    #[test]
+    fn each_way_of_not_being_a_module_has_its_words() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let changed = |at: usize, value: u8| {
+            let mut bytes = exe.clone();
+            bytes[at] = value;
+            parse(&bytes).unwrap_err()
+        };
+        assert_eq!(changed(4, 3), "has an unknown ELF class");
+        assert_eq!(changed(5, 0), "has an unknown ELF byte order");
+        assert_eq!(changed(16, 1), "is not a shared object (ELF type 1)");
+        assert_eq!(parse(&exe[..exe.len() / 2]).unwrap_err(), TRUNCATED);
+    }
+
+    #[test]
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    fn a_damaged_table_is_not_called_truncated() {
+        let mut exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let header: &elf::FileHeader64<Endianness> = exe.read_at(0).unwrap();
+        let endian = Endianness::Little;
+        let sections = header.section_headers(endian, &exe[..]).unwrap();
+        let dynsym = sections
+            .iter()
+            .position(|s| s.sh_type(endian) == elf::SHT_DYNSYM)
+            .unwrap();
+        // Its sh_link (at 40 in a 64-bit section header) names itself, not a
+        // string table: every table is whole, one is wrong.
+        let link = header.e_shoff(endian) as usize + dynsym * 64 + 40;
+        exe[link..link + 4].copy_from_slice(&(dynsym as u32).to_le_bytes());
+        let damaged = parse(&exe).unwrap_err();
+        assert!(damaged.starts_with("is damaged ("), "{damaged}");
     }
 }
