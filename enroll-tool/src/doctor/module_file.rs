@@ -287,8 +287,8 @@ fn exports<Elf: FileHeader>(
     endian: Elf::Endian,
     bytes: &[u8],
 ) -> object::read::Result<(Vec<String>, Vec<String>)> {
-    // The section headers without their names: none is looked up by name,
-    // and libpam does not read them either.
+    // The section headers without the table of their names: no section is
+    // looked up by name, so a damaged name table changes nothing here.
     let sections: SectionTable<Elf> = SectionTable::new(
         header.section_headers(endian, bytes)?,
         StringTable::default(),
