@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Files in a pam.d directory that are not services: package managers'
 /// and editors' leftovers, which libpam would read only if asked by name.
-pub fn is_leftover(name: &str) -> bool {
+pub(super) fn is_leftover(name: &str) -> bool {
     [
         ".dpkg-", ".pam-old", ".ucf-", ".rpmnew", ".rpmsave", ".bak", ".orig", ".save",
     ]
@@ -20,28 +20,28 @@ pub fn is_leftover(name: &str) -> bool {
 
 /// One module line of a pam.d file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PamLine {
+pub(super) struct PamLine {
     /// The file it is in.
-    pub file: PathBuf,
+    pub(super) file: PathBuf,
     /// Its line number (the first line, for continued lines).
-    pub number: usize,
+    pub(super) number: usize,
     /// `auth`, `account`, `session` or `password` (lower case, without `-`).
-    pub group: String,
+    pub(super) group: String,
     /// A leading `-`: libpam skips the line silently when the module is missing.
-    pub quiet_if_missing: bool,
+    pub(super) quiet_if_missing: bool,
     /// `required`, `requisite`, `sufficient`, `optional`, `include`,
     /// `substack`, or a `[value=action ...]` control as written.
-    pub control: String,
+    pub(super) control: String,
     /// The module path as written, or the included file's name.
-    pub module: String,
+    pub(super) module: String,
     /// Module arguments, brackets removed.
-    pub args: Vec<String>,
+    pub(super) args: Vec<String>,
 }
 
 impl PamLine {
     /// True when the line names pam_twofactor, by name or by path (any
     /// `pam_twofactor*.so`, so a renamed build such as a test's counts too).
-    pub fn is_twofactor(&self) -> bool {
+    pub(super) fn is_twofactor(&self) -> bool {
         let file = self.module.rsplit('/').next().unwrap_or_default();
         self.control != "include"
             && self.control != "substack"
@@ -50,7 +50,7 @@ impl PamLine {
     }
 
     /// `file:line` for messages.
-    pub fn place(&self) -> String {
+    pub(super) fn place(&self) -> String {
         format!("{}:{}", self.file.display(), self.number)
     }
 }
@@ -96,7 +96,7 @@ fn words(line: &str) -> Vec<String> {
 /// Parse a pam.d file's text. `@include FILE` becomes an `include` line of
 /// every group. Lines that cannot be module lines are skipped (libpam logs
 /// and ignores them too).
-pub fn parse(file: &Path, text: &str) -> Vec<PamLine> {
+pub(super) fn parse(file: &Path, text: &str) -> Vec<PamLine> {
     let mut lines = Vec::new();
     let mut pending = String::new();
     let mut start = 0;
@@ -155,7 +155,7 @@ pub fn parse(file: &Path, text: &str) -> Vec<PamLine> {
 
 /// The services of a pam.d directory: every file except leftovers and the
 /// `common-*` files Debian includes from services. Sorted.
-pub fn services(dir: &Path) -> Result<Vec<String>, String> {
+pub(super) fn services(dir: &Path) -> Result<Vec<String>, String> {
     let entries = fs::read_dir(dir).map_err(|e| {
         format!(
             "{}: {}",
@@ -176,7 +176,7 @@ pub fn services(dir: &Path) -> Result<Vec<String>, String> {
 /// Every module line of `group` that `service` runs, includes expanded in
 /// place. Include cycles and very deep nesting end the expansion (libpam
 /// gives up the same way).
-pub fn expanded(dir: &Path, service: &str, group: &str) -> Vec<PamLine> {
+pub(super) fn expanded(dir: &Path, service: &str, group: &str) -> Vec<PamLine> {
     let mut out = Vec::new();
     expand_into(dir, service, group, 0, &mut out);
     out

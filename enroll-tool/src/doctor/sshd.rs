@@ -7,12 +7,74 @@ use std::process::Command;
 
 use twofactor_spawn::StandardStreamsOnly;
 
+use crate::account::Account;
+use crate::cli::DoctorArgs;
+
+use super::findings::Findings;
+
+/// Whether sshd runs the stack for the user, and cannot be got through
+/// without it. Only when a stack sshd uses asks for the code (`asking`).
+pub(super) fn check_sshd(
+    findings: &mut Findings,
+    args: &DoctorArgs,
+    account: &Account,
+    asking: &[String],
+) {
+    if !args.sshd.exists() {
+        findings.note(
+            "sshd",
+            format!("{} is not installed: SSH not checked", args.sshd.display()),
+        );
+        return;
+    }
+    if !asking.iter().any(|s| s == "sshd") {
+        findings.note(
+            "sshd",
+            format!(
+                "{}/sshd does not ask for the second factor: SSH logins are not affected",
+                args.pam_dir.display()
+            ),
+        );
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        findings.note(
+            "sshd",
+            "sshd's configuration not checked: 'sshd -T' needs root (run with sudo)".to_string(),
+        );
+        return;
+    }
+    match effective(&args.sshd, args.sshd_config.as_deref(), &account.name) {
+        Err(why) => findings.problem(
+            "sshd",
+            format!("{why}: sshd would not start with this configuration"),
+            "correct sshd_config ('sshd -t' shows the error)",
+        ),
+        Ok(settings) => {
+            let found = problems(&settings, &account.name);
+            if found.is_empty() {
+                findings.ok(
+                    "sshd",
+                    format!(
+                        "sshd runs the PAM stack for {} through keyboard-interactive, with no \
+                         way around it",
+                        account.name
+                    ),
+                );
+            }
+            for (problem, fix) in found {
+                findings.problem("sshd", problem, fix);
+            }
+        }
+    }
+}
+
 /// sshd's effective settings (lower-case keys, as `sshd -T` prints them).
-pub struct SshdSettings(BTreeMap<String, String>);
+struct SshdSettings(BTreeMap<String, String>);
 
 /// Run `sshd -T` for `user` connecting from 127.0.0.1 (so `Match` blocks
 /// for that user apply). Needs root, as sshd reads its host keys.
-pub fn effective(sshd: &Path, config: Option<&Path>, user: &str) -> Result<SshdSettings, String> {
+fn effective(sshd: &Path, config: Option<&Path>, user: &str) -> Result<SshdSettings, String> {
     let mut command = Command::new(sshd);
     command
         .standard_streams_only()
@@ -47,7 +109,7 @@ pub fn effective(sshd: &Path, config: Option<&Path>, user: &str) -> Result<SshdS
 }
 
 /// Parse `sshd -T` output.
-pub fn parse(text: &str) -> SshdSettings {
+fn parse(text: &str) -> SshdSettings {
     let mut map = BTreeMap::new();
     for line in text.lines() {
         if let Some((key, value)) = line.trim().split_once(' ') {
@@ -60,7 +122,7 @@ pub fn parse(text: &str) -> SshdSettings {
 
 /// What is wrong with sshd for a stack that asks for the code: each entry
 /// is (problem, fix). For `user` root, whether root can log in at all.
-pub fn problems(settings: &SshdSettings, user: &str) -> Vec<(String, String)> {
+fn problems(settings: &SshdSettings, user: &str) -> Vec<(String, String)> {
     let get = |key: &str| settings.0.get(key).map(String::as_str).unwrap_or("");
     let yes = |key: &str| get(key).eq_ignore_ascii_case("yes");
     let mut out = Vec::new();
