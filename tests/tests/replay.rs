@@ -13,7 +13,7 @@ use twofactor_integration_tests::checks::{assert_logged, check, ensure};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, AttemptResult};
-use twofactor_integration_tests::users::user;
+use twofactor_integration_tests::users::{user, PASSWORD};
 use twofactor_integration_tests::{run_trials, test_clock_module, twofactor_binary};
 
 const NOW: u64 = 1_800_000_000;
@@ -315,6 +315,92 @@ fn a_lockout_reset_keeps_the_history(ns: &TestNamespace) -> Result<(), Failed> {
     )
 }
 
+/// Replay protection per enrollment and a clock that ran ahead, whichever
+/// way the module is stacked: the code comes from its own prompt, with the
+/// password in one answer (`forward_pass`), or from PAM_AUTHTOK set by
+/// pam_unix before it (`use_first_pass`, `try_first_pass`).
+fn every_stacking_mode_keeps_replay_protection(ns: &TestNamespace) -> Result<(), Failed> {
+    let modes = [
+        ("prompt", "", 10u32),
+        ("forward_pass", "forward_pass", 11),
+        ("use_first_pass", "use_first_pass", 12),
+        ("try_first_pass", "try_first_pass", 13),
+    ];
+    for (mode, args, index) in modes {
+        let stack = Stack::new(
+            ns,
+            &format!("replay-{mode}"),
+            &test_clock_module(),
+            args,
+            "",
+        );
+        let module = format!(
+            "auth required {} config={} {args}\n",
+            test_clock_module().display(),
+            stack.config_path.display()
+        );
+        // pam_unix first stores its answer as PAM_AUTHTOK; with forward_pass
+        // the module hands the password on to pam_unix after it.
+        match mode {
+            "prompt" => {}
+            "forward_pass" => {
+                stack.write_stack(&format!("{module}auth required pam_unix.so use_first_pass\n"))
+            }
+            _ => stack.write_stack(&format!(
+                "auth optional pam_unix.so nodelay\n{module}auth required pam_unix.so use_first_pass nodelay\n"
+            )),
+        }
+        let u = user(index);
+        // One answer: the code alone, or the password followed by the code.
+        let answer = |code: &str| match mode {
+            "prompt" => code.to_string(),
+            _ => format!("{PASSWORD}{code}"),
+        };
+        let old = Enrolled::standard();
+        stack.enroll(&u, &old);
+        let t = NOW + 30;
+        let first = stack.login_at(&u.name, &answer(&old.code_at(t)), t);
+        check(
+            accepted(&first),
+            format!("{mode}: old secret gave {}", first.code),
+        )?;
+        // A new secret in the same step: its code works.
+        let new = Enrolled::new(Algorithm::SHA1, 6, 30, 10);
+        stack.enroll(&u, &new);
+        let second = stack.login_at(&u.name, &answer(&new.code_at(t)), t + 1);
+        check(
+            accepted(&second),
+            format!("{mode}: new secret in the same step gave {}", second.code),
+        )?;
+        let replay = stack.login_at(&u.name, &answer(&new.code_at(t)), t + 2);
+        check(
+            !accepted(&replay),
+            format!("{mode}: the new code was accepted twice"),
+        )?;
+        // Back to the old secret: its used code stays used.
+        stack.enroll(&u, &old);
+        let again = stack.login_at(&u.name, &answer(&old.code_at(t)), t + 3);
+        check(
+            !accepted(&again),
+            format!("{mode}: the old code was accepted twice"),
+        )?;
+        // A clock 30 days ahead, then right again: today's code works.
+        let ahead = NOW + 30 * DAY;
+        let result = stack.login_at(&u.name, &answer(&old.code_at(ahead)), ahead);
+        check(
+            accepted(&result),
+            format!("{mode}: while ahead gave {}", result.code),
+        )?;
+        let later = NOW + 120;
+        let result = stack.login_at(&u.name, &answer(&old.code_at(later)), later);
+        check(
+            accepted(&result),
+            format!("{mode}: after the clock was corrected gave {}", result.code),
+        )?;
+    }
+    Ok(())
+}
+
 fn main() {
     let ns = namespace::enter();
     run_trials(
@@ -337,6 +423,10 @@ fn main() {
             (
                 "a_lockout_reset_keeps_the_history",
                 a_lockout_reset_keeps_the_history,
+            ),
+            (
+                "every_stacking_mode_keeps_replay_protection",
+                every_stacking_mode_keeps_replay_protection,
             ),
         ],
     );
