@@ -101,7 +101,12 @@ fn address_rotation_meets_the_all_hosts_budget(ns: &TestNamespace) -> Result<(),
     // One guess from each of 60 addresses: the default all-hosts budget
     // (20 per 15 minutes) is all that is checked.
     for i in 0..60 {
-        stack.login_from(&u.name, &[&wrong], NOW + i as u64, Some(&rotated_host(i)));
+        stack.login_from(
+            &u.name,
+            &[&wrong],
+            NOW + i as u64,
+            Some(&rotated_host(i as usize)),
+        );
     }
     let state = state_of(&stack, &u.name)?;
     check(
@@ -614,6 +619,107 @@ fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result
     )
 }
 
+/// The per-host and all-hosts budgets and spent backup codes, whichever way
+/// the module is stacked.
+fn every_stacking_mode_keeps_the_budgets_and_spent_codes(ns: &TestNamespace) -> Result<(), Failed> {
+    let modes = [
+        ("prompt", "", 20u32),
+        ("forward_pass", "forward_pass", 21),
+        ("use_first_pass", "use_first_pass", 22),
+        ("try_first_pass", "try_first_pass", 23),
+    ];
+    for (mode, args, index) in modes {
+        let stack = stack(
+            ns,
+            &format!("budget-{mode}"),
+            args,
+            "rate_limit_by_host = true",
+        );
+        let module = format!(
+            "auth required {} config={} {args}\n",
+            test_clock_module().display(),
+            stack.config_path.display()
+        );
+        match mode {
+            "prompt" => {}
+            "forward_pass" => stack.write_stack(&format!(
+                "{module}auth required pam_unix.so use_first_pass\n"
+            )),
+            _ => after_pam_unix(
+                &stack,
+                args,
+                "auth required pam_unix.so use_first_pass nodelay\n",
+            ),
+        }
+        let u = user(index);
+        let enrolled = Enrolled::standard();
+        stack.enroll(&u, &enrolled);
+        // One answer: the code alone, or the password followed by the code
+        // (under try_first_pass the code prompt that may follow is left
+        // unanswered, as by someone who cancels it).
+        let answer = |code: &str| match mode {
+            "prompt" => code.to_string(),
+            _ => format!("{PASSWORD}{code}"),
+        };
+        let wrong = answer(&enrolled.wrong_code(NOW));
+        let attacker = Some("192.0.2.66");
+        for i in 0..5 {
+            stack.login_from(&u.name, &[&wrong], NOW + i, attacker);
+        }
+        let right = answer(&enrolled.code_at(NOW + 30));
+        let result = stack.login_from(&u.name, &[&right], NOW + 30, attacker);
+        check(
+            result.code != code::SUCCESS,
+            format!("{mode}: a locked host got in: {}", result.code),
+        )?;
+        let result = stack.login_from(&u.name, &[&right], NOW + 31, Some("192.0.2.7"));
+        check(
+            result.code == code::SUCCESS,
+            format!("{mode}: another host was locked too: {}", result.code),
+        )?;
+        // 15 more addresses, one guess each: the all-hosts budget of 20.
+        for i in 0..15 {
+            stack.login_from(
+                &u.name,
+                &[&wrong],
+                NOW + 40 + i,
+                Some(&rotated_host(i as usize)),
+            );
+        }
+        let state = state_of(&stack, &u.name)?;
+        check(
+            failures_of(&state, FailureKind::Code) == 20,
+            format!(
+                "{mode}: {} guesses checked",
+                failures_of(&state, FailureKind::Code)
+            ),
+        )?;
+        let right = answer(&enrolled.code_at(NOW + 90));
+        let result = stack.login_from(&u.name, &[&right], NOW + 90, Some("192.0.2.99"));
+        check(
+            result.code != code::SUCCESS,
+            format!(
+                "{mode}: a fresh host got in past the all-hosts budget: {}",
+                result.code
+            ),
+        )?;
+        // A backup code is spent once, whichever way it came.
+        let backup = answer(&enrolled.backup_codes[0]);
+        let later = NOW + 4000;
+        let result = stack.login_from(&u.name, &[&backup], later, None);
+        check(
+            result.code == code::SUCCESS,
+            format!("{mode}: backup code: {}", result.code),
+        )?;
+        let result = stack.login_from(&u.name, &[&backup], later + 1, None);
+        check(
+            result.code != code::SUCCESS,
+            format!("{mode}: a backup code was accepted twice: {}", result.code),
+        )?;
+    }
+    Ok(())
+}
+
 fn main() {
     let ns = namespace::enter();
     run_trials(
@@ -647,6 +753,10 @@ fn main() {
             (
                 "grace_is_scoped_by_service_and_terminal_session",
                 grace_is_scoped_by_service_and_terminal_session,
+            ),
+            (
+                "every_stacking_mode_keeps_the_budgets_and_spent_codes",
+                every_stacking_mode_keeps_the_budgets_and_spent_codes,
             ),
         ],
     );
