@@ -29,6 +29,21 @@ pub struct Stack {
     pub enroll_root: PathBuf,
 }
 
+/// The ways the module can take the code, as module arguments: from its
+/// own prompt, with the password in one answer, or from PAM_AUTHTOK that
+/// pam_unix set before it.
+pub const PASS_MODES: [&str; 4] = ["", "forward_pass", "use_first_pass", "try_first_pass"];
+
+/// The one answer a user gives under `pass_mode` (one of [`PASS_MODES`]):
+/// the code alone, or the password followed by the code.
+pub fn answer_in_mode(pass_mode: &str, code: &str) -> String {
+    if pass_mode.is_empty() {
+        code.to_string()
+    } else {
+        format!("{}{code}", crate::users::PASSWORD)
+    }
+}
+
 /// A fresh enrollment: TOTP (SHA1, 6 digits, 30 s) and backup codes.
 pub struct Enrolled {
     /// What is written to the user's file.
@@ -125,6 +140,35 @@ impl Stack {
             module.display(),
             stack.config_path.display()
         ));
+        stack
+    }
+
+    /// A stack of `module` taking codes under `pass_mode` (one of
+    /// [`PASS_MODES`]) with the pam_unix lines that mode needs: none for the
+    /// prompt; after it, checking the password it hands on, for
+    /// `forward_pass`; before it, storing its answer as PAM_AUTHTOK, and
+    /// after it, checking the password part, for the other two.
+    pub fn in_pass_mode(
+        ns: &TestNamespace,
+        service: &str,
+        module: &Path,
+        pass_mode: &str,
+        extra_config: &str,
+    ) -> Self {
+        let stack = Stack::new(ns, service, module, pass_mode, extra_config);
+        let line = format!(
+            "auth required {} config={} {pass_mode}\n",
+            module.display(),
+            stack.config_path.display()
+        );
+        let checks_password = "auth required pam_unix.so use_first_pass nodelay\n";
+        match pass_mode {
+            "" => {}
+            "forward_pass" => stack.write_stack(&format!("{line}{checks_password}")),
+            _ => stack.write_stack(&format!(
+                "auth optional pam_unix.so nodelay\n{line}{checks_password}"
+            )),
+        }
         stack
     }
 

@@ -12,7 +12,7 @@ use libtest_mimic::Failed;
 use twofactor_core::backup;
 use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_integration_tests::checks::{assert_logged, check, ensure};
-use twofactor_integration_tests::fixtures::{Enrolled, Stack};
+use twofactor_integration_tests::fixtures::{answer_in_mode, Enrolled, Stack, PASS_MODES};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt};
 use twofactor_integration_tests::users::{alias_of_last, user, TestUser, PASSWORD};
@@ -227,20 +227,13 @@ fn with_scratch_codes() -> (Enrolled, String) {
 
 fn password_and_code_guesses_count_against_backup_codes(ns: &TestNamespace) -> Result<(), Failed> {
     for (index, mode) in [(4u32, "forward_pass"), (5, "use_first_pass")] {
-        let stack = stack(ns, &format!("scratch-{mode}"), "", "");
-        match mode {
-            "forward_pass" => stack.write_stack(&format!(
-                "auth required {} config={} forward_pass\n\
-                 auth required pam_unix.so use_first_pass nodelay\n",
-                test_clock_module().display(),
-                stack.config_path.display()
-            )),
-            _ => after_pam_unix(
-                &stack,
-                mode,
-                "auth required pam_unix.so use_first_pass nodelay\n",
-            ),
-        }
+        let stack = Stack::in_pass_mode(
+            ns,
+            &format!("scratch-{mode}"),
+            &test_clock_module(),
+            mode,
+            "",
+        );
         let u = user(index);
         let (enrolled, scratch) = with_scratch_codes();
         stack.enroll(&u, &enrolled);
@@ -622,45 +615,21 @@ fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result
 /// The per-host and all-hosts budgets and spent backup codes, whichever way
 /// the module is stacked.
 fn every_stacking_mode_keeps_the_budgets_and_spent_codes(ns: &TestNamespace) -> Result<(), Failed> {
-    let modes = [
-        ("prompt", "", 20u32),
-        ("forward_pass", "forward_pass", 21),
-        ("use_first_pass", "use_first_pass", 22),
-        ("try_first_pass", "try_first_pass", 23),
-    ];
-    for (mode, args, index) in modes {
-        let stack = stack(
+    for (index, args) in (20u32..).zip(PASS_MODES) {
+        let mode = if args.is_empty() { "prompt" } else { args };
+        let stack = Stack::in_pass_mode(
             ns,
             &format!("budget-{mode}"),
+            &test_clock_module(),
             args,
             "rate_limit_by_host = true",
         );
-        let module = format!(
-            "auth required {} config={} {args}\n",
-            test_clock_module().display(),
-            stack.config_path.display()
-        );
-        match mode {
-            "prompt" => {}
-            "forward_pass" => stack.write_stack(&format!(
-                "{module}auth required pam_unix.so use_first_pass\n"
-            )),
-            _ => after_pam_unix(
-                &stack,
-                args,
-                "auth required pam_unix.so use_first_pass nodelay\n",
-            ),
-        }
         let u = user(index);
         let enrolled = Enrolled::standard();
         stack.enroll(&u, &enrolled);
-        // One answer: the code alone, or the password followed by the code
-        // (under try_first_pass the code prompt that may follow is left
-        // unanswered, as by someone who cancels it).
-        let answer = |code: &str| match mode {
-            "prompt" => code.to_string(),
-            _ => format!("{PASSWORD}{code}"),
-        };
+        // One answer (under try_first_pass the code prompt that may follow
+        // is left unanswered, as by someone who cancels it).
+        let answer = |code: &str| answer_in_mode(args, code);
         let wrong = answer(&enrolled.wrong_code(NOW));
         let attacker = Some("192.0.2.66");
         for i in 0..5 {

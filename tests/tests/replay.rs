@@ -10,10 +10,10 @@ use libtest_mimic::Failed;
 use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_core::totp::Algorithm;
 use twofactor_integration_tests::checks::{assert_logged, check, ensure};
-use twofactor_integration_tests::fixtures::{Enrolled, Stack};
+use twofactor_integration_tests::fixtures::{answer_in_mode, Enrolled, Stack, PASS_MODES};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{code, AttemptResult};
-use twofactor_integration_tests::users::{user, PASSWORD};
+use twofactor_integration_tests::users::user;
 use twofactor_integration_tests::{run_trials, test_clock_module, twofactor_binary};
 
 const NOW: u64 = 1_800_000_000;
@@ -320,42 +320,17 @@ fn a_lockout_reset_keeps_the_history(ns: &TestNamespace) -> Result<(), Failed> {
 /// password in one answer (`forward_pass`), or from PAM_AUTHTOK set by
 /// pam_unix before it (`use_first_pass`, `try_first_pass`).
 fn every_stacking_mode_keeps_replay_protection(ns: &TestNamespace) -> Result<(), Failed> {
-    let modes = [
-        ("prompt", "", 10u32),
-        ("forward_pass", "forward_pass", 11),
-        ("use_first_pass", "use_first_pass", 12),
-        ("try_first_pass", "try_first_pass", 13),
-    ];
-    for (mode, args, index) in modes {
-        let stack = Stack::new(
+    for (index, args) in (10u32..).zip(PASS_MODES) {
+        let mode = if args.is_empty() { "prompt" } else { args };
+        let stack = Stack::in_pass_mode(
             ns,
             &format!("replay-{mode}"),
             &test_clock_module(),
             args,
             "",
         );
-        let module = format!(
-            "auth required {} config={} {args}\n",
-            test_clock_module().display(),
-            stack.config_path.display()
-        );
-        // pam_unix first stores its answer as PAM_AUTHTOK; with forward_pass
-        // the module hands the password on to pam_unix after it.
-        match mode {
-            "prompt" => {}
-            "forward_pass" => {
-                stack.write_stack(&format!("{module}auth required pam_unix.so use_first_pass\n"))
-            }
-            _ => stack.write_stack(&format!(
-                "auth optional pam_unix.so nodelay\n{module}auth required pam_unix.so use_first_pass nodelay\n"
-            )),
-        }
         let u = user(index);
-        // One answer: the code alone, or the password followed by the code.
-        let answer = |code: &str| match mode {
-            "prompt" => code.to_string(),
-            _ => format!("{PASSWORD}{code}"),
-        };
+        let answer = |code: &str| answer_in_mode(args, code);
         let old = Enrolled::standard();
         stack.enroll(&u, &old);
         let t = NOW + 30;
