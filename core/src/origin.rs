@@ -67,6 +67,16 @@ pub fn grace_origin(
     }
 }
 
+/// The session of a process from the text of its `/proc/PID/stat` (field
+/// 6), or `None` when it is 0: the session's leader is in an ancestor PID
+/// namespace (a container entered from outside), so sessions cannot be
+/// told apart.
+pub fn session_from_stat(stat: &str) -> Option<u32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let session: u32 = after_name.split_whitespace().nth(3)?.parse().ok()?;
+    (session > 0).then_some(session)
+}
+
 /// The start time of process `pid` from the text of `/proc/PID/stat`
 /// (field 22; the command name, field 2, may hold spaces and parentheses,
 /// so fields are counted after its closing parenthesis).
@@ -129,5 +139,22 @@ mod tests {
         let stat = "1234 (a) b) c) S 1 1234 1234 34816 1234 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
         assert_eq!(start_time_from_stat(stat), Some(987_654));
         assert_eq!(start_time_from_stat("garbage"), None);
+    }
+
+    #[test]
+    fn session_is_field_6_and_never_0() {
+        let stat = "1234 (a) b) c) S 1 1230 1229 34816 1234 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
+        assert_eq!(session_from_stat(stat), Some(1229));
+        let outside =
+            "1234 (sh) S 0 1234 0 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
+        assert_eq!(session_from_stat(outside), None);
+        assert_eq!(session_from_stat("garbage"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert_eq!(
+            session_from_stat(&own),
+            u32::try_from(nix::unistd::getsid(None).unwrap().as_raw())
+                .ok()
+                .filter(|id| *id > 0)
+        );
     }
 }

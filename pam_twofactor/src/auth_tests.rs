@@ -1416,3 +1416,67 @@ fn state_dir_is_created_root_owned_and_unlistable() {
 
 // Security keys: the flow driven by the software authenticator.
 mod fido2_flow;
+
+// ---------------------------------------------------------------------------
+// Grace period
+// ---------------------------------------------------------------------------
+
+/// A harness whose only configuration is the default path with a grace
+/// period, and a verified login from `alice`'s terminal one minute ago.
+fn grace_harness(terminal_session: Option<TerminalSession>) -> Harness {
+    let mut h = Harness::new();
+    h.enroll("alice");
+    h.system.default_config = Config {
+        prompt: PROMPT.into(),
+        state_dir: h.state_dir().to_string_lossy().into_owned(),
+        enrollment_path: ENROLLMENT_TEMPLATE.into(),
+        grace_period: 300,
+        ..Config::default()
+    };
+    h.base_args.clear();
+    h.system.terminal_session = terminal_session;
+    let mut session = local_session(prompt_answered(&totp_code(NOW - 60)));
+    h.now = NOW - 60;
+    assert_eq!(h.login(&mut session, &[]), PamCode::Success);
+    h.now = NOW;
+    h.log.clear();
+    h
+}
+
+fn local_session(script: Vec<Expect>) -> ScriptedSession {
+    let mut session = ScriptedSession::new("alice", script);
+    session.remote_host = None;
+    session.tty = Some("/dev/tty3".into());
+    session
+}
+
+#[test]
+fn grace_applies_within_the_same_terminal_session() {
+    let session_id = TerminalSession {
+        id: 4242,
+        leader_start: 77,
+    };
+    let mut h = grace_harness(Some(session_id));
+    let mut again = local_session(vec![]);
+    assert_eq!(h.login(&mut again, &[]), PamCode::Success);
+    h.log.assert_single(
+        Severity::Info,
+        &["within the grace period of 300 s", "tty=/dev/tty3"],
+    );
+}
+
+#[test]
+fn grace_is_not_applied_when_the_terminal_session_cannot_be_seen() {
+    let mut h = grace_harness(None);
+    let mut again = local_session(prompt_answered(&totp_code(NOW + 30)));
+    h.now = NOW + 30;
+    assert_eq!(h.login(&mut again, &[]), PamCode::Success);
+    let said = h.log.at(Severity::Info);
+    assert!(
+        said.iter()
+            .any(|line| line.starts_with("grace period not applied")
+                && line.contains("terminal session's leader is not visible")
+                && line.contains("user=alice")),
+        "{said:#?}"
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::error::FileProblem;
-use twofactor_core::origin::{start_time_from_stat, TerminalSession};
+use twofactor_core::origin::{session_from_stat, start_time_from_stat, TerminalSession};
 use twofactor_core::state::local_names_of_uid;
 use twofactor_core::Error;
 
@@ -69,11 +69,15 @@ impl System for HostSystem {
     }
 
     fn terminal_session(&self) -> Option<TerminalSession> {
-        let id = nix::unistd::getsid(None).ok()?.as_raw();
-        let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
+        // Both numbers come from /proc, not getsid(2): /proc may belong to
+        // another PID namespace than this process, and its own view is the
+        // one its /proc/PID paths are named in.
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let id = session_from_stat(&own)?;
+        let leader = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
         Some(TerminalSession {
-            id: u32::try_from(id).ok()?,
-            leader_start: start_time_from_stat(&stat)?,
+            id,
+            leader_start: start_time_from_stat(&leader)?,
         })
     }
 }

@@ -364,3 +364,123 @@ mod tests {
         assert_eq!(code::describe(-1), "unknown (-1)");
     }
 }
+
+/// One login for [`authenticate_in_one_session`].
+pub struct SessionLogin<'a> {
+    pub service: &'a str,
+    pub user: &'a str,
+    pub attempt: Attempt,
+}
+
+/// Runs `logins` one after another, each by the `pam_login` program (path
+/// `pam_login`), all inside one new terminal session whose leader is a
+/// shell started here. The session is the test's own: what the module sees
+/// of it does not depend on the session, or PID namespace, the suite was
+/// started in (whose leader may be invisible, making `getsid` return 0).
+/// `flags` and `null_conversation` are not supported by `pam_login`.
+pub fn authenticate_in_one_session(
+    pam_login: &Path,
+    confdir: &Path,
+    logins: &[SessionLogin],
+) -> std::io::Result<Vec<AttemptResult>> {
+    let mut script = String::from("set -e\n");
+    for login in logins {
+        let attempt = &login.attempt;
+        assert!(
+            attempt.flags == 0 && !attempt.null_conversation,
+            "pam_login cannot run {attempt:?}"
+        );
+        let mut args = vec![pam_login.to_string_lossy().into_owned()];
+        if let Some(tty) = &attempt.tty {
+            args.extend(["--tty".to_string(), tty.clone()]);
+        }
+        if let Some(rhost) = &attempt.rhost {
+            args.extend(["--rhost".to_string(), rhost.clone()]);
+        }
+        for entry in &attempt.env {
+            args.extend(["--env".to_string(), entry.clone()]);
+        }
+        args.push(confdir.to_string_lossy().into_owned());
+        args.extend([login.service.to_string(), login.user.to_string()]);
+        args.extend(attempt.answers.iter().cloned());
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        script.push_str(&quoted.join(" "));
+        script.push('\n');
+    }
+    let output = std::process::Command::new("setsid")
+        .args(["--wait", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let results = parse_pam_login_output(&printed);
+    if !output.status.success() || results.len() != logins.len() {
+        return Err(std::io::Error::other(format!(
+            "{} logins in one session gave {} results ({}):\n{printed}\n{}",
+            logins.len(),
+            results.len(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(results)
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The results printed by `pam_login`, one per `code=N` line. Its output
+/// does not tell echoed prompts from hidden ones; both come back hidden.
+pub fn parse_pam_login_output(printed: &str) -> Vec<AttemptResult> {
+    let mut results = Vec::new();
+    let mut shown = Vec::new();
+    let mut unused_answers = 0;
+    for line in printed.lines() {
+        if let Some(text) = line.strip_prefix("info: ") {
+            shown.push(Shown::Info(text.to_string()));
+        } else if let Some(text) = line.strip_prefix("error: ") {
+            shown.push(Shown::Error(text.to_string()));
+        } else if let Some(text) = line.strip_prefix("prompt: ") {
+            shown.push(Shown::HiddenPrompt(text.to_string()));
+        } else if let Some(count) = line.strip_prefix("unused=") {
+            unused_answers = count.parse().expect("pam_login prints a count");
+        } else if let Some(code) = line.strip_prefix("code=") {
+            results.push(AttemptResult {
+                code: code.parse().expect("pam_login prints a number"),
+                shown: std::mem::take(&mut shown),
+                unused_answers,
+            });
+            unused_answers = 0;
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod pam_login_program_tests {
+    use super::*;
+
+    #[test]
+    fn pam_login_output_parses_into_results() {
+        let printed = "prompt: Verification code: \nerror: Sorry.\nunused=0\ncode=7\n\
+                       info: hello\nunused=2\ncode=0\n";
+        let results = parse_pam_login_output(printed);
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].code, 7);
+        assert_eq!(results[0].prompts(), ["Verification code: "]);
+        assert!(results[0].shown_error("Sorry."));
+        assert_eq!(results[1].code, 0);
+        assert_eq!(results[1].unused_answers, 2);
+        assert!(matches!(&results[1].shown[..], [Shown::Info(t)] if t == "hello"));
+    }
+
+    #[test]
+    fn shell_quoting_keeps_every_byte() {
+        let odd = "it's $HOME `x` \"y\"";
+        let output = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", shell_quote(odd))])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), odd);
+    }
+}

@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use twofactor_integration_tests::descriptors::{
 };
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
-use twofactor_integration_tests::pam_client::{self, code, Attempt};
+use twofactor_integration_tests::pam_client::{self, code, Attempt, SessionLogin};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
 use twofactor_integration_tests::users::{user, TestUser};
@@ -271,25 +271,34 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
         expired.code != code::SUCCESS && expired.prompts().len() == 1,
         format!("grace expired: got {}", code::describe(expired.code)),
     )?;
-    // Local logins: the terminal is the origin.
-    let tty_login = |tty: &str, answers: Vec<String>, now: u64| {
-        on.authenticate(
-            &v.name,
-            &Attempt {
-                answers,
-                tty: Some(tty.to_string()),
-                env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
-                ..Attempt::default()
-            },
-        )
-    };
+    // Local logins: the terminal (in one terminal session) is the origin.
     let t = NOW + 600;
-    let result = tty_login("/dev/tty3", vec![enrolled.code_at(t)], t);
+    let tty_login = |tty: &str, answers: Vec<String>, now: u64| SessionLogin {
+        service: &on.service,
+        user: &v.name,
+        attempt: Attempt {
+            answers,
+            tty: Some(tty.to_string()),
+            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+            ..Attempt::default()
+        },
+    };
+    let results = pam_client::authenticate_in_one_session(
+        Path::new(env!("CARGO_BIN_EXE_pam_login")),
+        &on.confdir,
+        &[
+            tty_login("/dev/tty3", vec![enrolled.code_at(t)], t),
+            tty_login("/dev/tty3", vec![], t + 10),
+            tty_login("/dev/tty4", vec![], t + 10),
+        ],
+    )?;
+    let [result, same, other] = &results[..] else {
+        return Err(format!("three logins, results: {results:?}").into());
+    };
     check(
         result.code == code::SUCCESS,
         format!("tty first: got {}", code::describe(result.code)),
     )?;
-    let same = tty_login("/dev/tty3", vec![], t + 10);
     check(
         same.code == code::SUCCESS && same.prompts().is_empty(),
         format!(
@@ -297,7 +306,6 @@ fn grace_period(ns: &TestNamespace) -> Result<(), Failed> {
             code::describe(same.code)
         ),
     )?;
-    let other = tty_login("/dev/tty4", vec![], t + 10);
     check(
         other.code != code::SUCCESS && other.prompts().len() == 1,
         format!(

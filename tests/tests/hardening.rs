@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 
 use libtest_mimic::Failed;
@@ -14,7 +15,7 @@ use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_integration_tests::checks::{assert_logged, check, ensure};
 use twofactor_integration_tests::fixtures::{answer_in_mode, Enrolled, Stack, PASS_MODES};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
-use twofactor_integration_tests::pam_client::{self, code, Attempt};
+use twofactor_integration_tests::pam_client::{self, code, Attempt, SessionLogin};
 use twofactor_integration_tests::users::{alias_of_last, user, TestUser, PASSWORD};
 use twofactor_integration_tests::{run_trials, test_clock_module, twofactor_binary};
 
@@ -517,31 +518,8 @@ fn aliases_share_one_state(ns: &TestNamespace) -> Result<(), Failed> {
     )
 }
 
-fn pam_login_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_pam_login")
-}
-
-/// A login in a new terminal session (another process, `setsid`).
-fn login_in_new_session(
-    stack: &Stack,
-    service: &str,
-    user: &str,
-    tty: &str,
-    now: u64,
-) -> Result<String, Failed> {
-    let output = Command::new("setsid")
-        .arg("--wait")
-        .arg(pam_login_binary())
-        .args([
-            "--tty",
-            tty,
-            "--env",
-            &format!("PAM_TWOFACTOR_TEST_NOW={now}"),
-        ])
-        .arg(&stack.confdir)
-        .args([service, user])
-        .output()?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+fn pam_login_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pam_login"))
 }
 
 fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result<(), Failed> {
@@ -556,37 +534,51 @@ fn grace_is_scoped_by_service_and_terminal_session(ns: &TestNamespace) -> Result
     let enrolled = Enrolled::standard();
     stack.enroll(&u, &enrolled);
     let tty = "/dev/pts/77";
-    let tty_login = |service: &str, answers: &[&str], now: u64| {
-        pam_client::authenticate(
-            &stack.confdir,
-            service,
-            &u.name,
-            &Attempt {
-                tty: Some(tty.to_string()),
-                ..attempt(answers, now, None)
-            },
-        )
+    let tty_login = |service, answers: &[&str], now: u64| SessionLogin {
+        service,
+        user: &u.name,
+        attempt: Attempt {
+            tty: Some(tty.to_string()),
+            ..attempt(answers, now, None)
+        },
     };
-    let first = tty_login(&stack.service, &[&enrolled.code_at(NOW)], NOW);
+    let code_now = enrolled.code_at(NOW);
+    let in_one_session = pam_client::authenticate_in_one_session(
+        pam_login_binary(),
+        &stack.confdir,
+        &[
+            tty_login(&stack.service, &[&code_now], NOW),
+            tty_login(&stack.service, &[], NOW + 10),
+            tty_login(other_service, &[], NOW + 20),
+        ],
+    )?;
+    let [first, same, other] = &in_one_session[..] else {
+        return Err(format!("three logins, results: {in_one_session:?}").into());
+    };
     check(
         first.code == code::SUCCESS,
         format!("first: {}", first.code),
     )?;
-    let same = tty_login(&stack.service, &[], NOW + 10);
     check(
         same.code == code::SUCCESS && same.prompts().is_empty(),
         format!("same service and session: {same:?}"),
     )?;
-    let other = tty_login(other_service, &[], NOW + 20);
     check(
         other.code != code::SUCCESS && other.prompts().len() == 1,
         format!("another service got the grace: {other:?}"),
     )?;
     // The same terminal name in another session (a reused pseudo-terminal).
-    let printed = login_in_new_session(&stack, &stack.service, &u.name, tty, NOW + 30)?;
-    ensure(
-        printed.contains("prompt: Verification code: ") && !printed.contains("code=0\n"),
-        || format!("a new session on the same terminal got the grace:\n{printed}"),
+    let new_session = pam_client::authenticate_in_one_session(
+        pam_login_binary(),
+        &stack.confdir,
+        &[tty_login(&stack.service, &[], NOW + 30)],
+    )?;
+    check(
+        new_session[0].code != code::SUCCESS && new_session[0].prompts().len() == 1,
+        format!(
+            "a new session on the same terminal got the grace: {:?}",
+            new_session[0]
+        ),
     )?;
     // And a remote host is scoped by service too.
     let home = Some("192.0.2.10");

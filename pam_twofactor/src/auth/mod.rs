@@ -205,12 +205,24 @@ impl Login<'_> {
         state: Option<&LoginState>,
         context: &LogContext,
     ) -> bool {
-        let (Some(origin), Some(state)) = (context.origin(), state) else {
-            return false;
-        };
         if config.grace_period == 0 {
             return false;
         }
+        let Some(origin) = context.origin() else {
+            self.log.record(
+                Severity::Info,
+                &format!(
+                    "grace period not applied: no origin to scope it by (no remote host, \
+                     no terminal, or the terminal session's leader is not visible from \
+                     this PID namespace): {}",
+                    context.fields()
+                ),
+            );
+            return false;
+        };
+        let Some(state) = state else {
+            return false;
+        };
         if !state.within_grace(origin, self.now, config.grace_period) {
             return false;
         }

@@ -1,9 +1,10 @@
-//! A minimal PAM application: `pam_login [--tty TTY] [--env NAME=VALUE]...
-//! CONFDIR SERVICE USER [ANSWER...]` runs pam_authenticate for USER with the
-//! stack SERVICE of CONFDIR (as a local login on TTY, tty1 unless given),
-//! answers prompts with the ANSWERs in order, and prints every message shown
-//! and the result, one per line: `info: ...`, `error: ...`, `prompt: ...`,
-//! then `code=N`. Used by the FIDO2 end-to-end test in the QEMU guest
+//! A minimal PAM application: `pam_login [--tty TTY] [--rhost HOST]
+//! [--env NAME=VALUE]... CONFDIR SERVICE USER [ANSWER...]` runs
+//! pam_authenticate for USER with the stack SERVICE of CONFDIR (as a local
+//! login on TTY, tty1 unless given), answers prompts with the ANSWERs in
+//! order, and prints every message shown and the result, one per line:
+//! `info: ...`, `error: ...`, `prompt: ...`, then `unused=N` (answers not
+//! asked for) and `code=N`. Used by the FIDO2 end-to-end test in the QEMU guest
 //! (tests/fido2-vm) and by tests that need a login in another process or
 //! terminal session.
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         let value = args.remove(1);
         match args.remove(0).as_str() {
             "--tty" => attempt.tty = Some(value),
+            "--rhost" => attempt.rhost = Some(value),
             "--env" => attempt.env.push(value),
             other => {
                 eprintln!("pam_login: unknown option {other}");
@@ -31,7 +33,8 @@ fn main() -> ExitCode {
     }
     if args.len() < 3 {
         eprintln!(
-            "usage: pam_login [--tty TTY] [--env NAME=VALUE]... CONFDIR SERVICE USER [ANSWER...]"
+            "usage: pam_login [--tty TTY] [--rhost HOST] [--env NAME=VALUE]... \
+             CONFDIR SERVICE USER [ANSWER...]"
         );
         return ExitCode::from(2);
     }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             Shown::HiddenPrompt(text) | Shown::EchoPrompt(text) => println!("prompt: {text}"),
         }
     }
+    println!("unused={}", result.unused_answers);
     println!("code={}", result.code);
     ExitCode::SUCCESS
 }
