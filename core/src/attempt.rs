@@ -43,7 +43,29 @@ pub struct Decision {
     pub refused_while_locked: Option<(FailureKind, u64)>,
 }
 
-/// Decide about `answer` of a login from `host` (bounded form) at `now`.
+/// The two clocks of a decision, unix seconds. Codes are of this host's
+/// time (the time the user's device and this host agree on); failure
+/// windows and lockouts run on the state's clock: the shared server's on a
+/// fleet, so a host whose clock is wrong cannot stretch them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// This host's clock: which TOTP codes are current.
+    pub codes: u64,
+    /// The state's clock: failure windows and lockouts.
+    pub windows: u64,
+}
+
+impl Clock {
+    /// One clock for both (a host's own state).
+    pub fn single(now: u64) -> Self {
+        Clock {
+            codes: now,
+            windows: now,
+        }
+    }
+}
+
+/// Decide about `answer` of a login from `host` (bounded form) at `clock`.
 ///
 /// A kind that is locked is never compared. A refused answer counts against
 /// every kind it was compared with, except a right TOTP code refused for a
@@ -60,11 +82,12 @@ pub fn decide(
     answer: &str,
     form: AnswerForm,
     source: AnswerSource,
-    now: u64,
+    clock: Clock,
     window: u8,
 ) -> Decision {
-    let locks = Locks::of_login(state, limits, host, now);
+    let locks = Locks::of_login(state, limits, host, clock.windows);
     let open = Kinds::open_in(&locks);
+    let now = clock.codes;
     let answered = match form {
         AnswerForm::CodeOnly => verify::check_code(enrollment, state, answer, now, window, open),
         AnswerForm::PasswordAndCode => {
@@ -171,7 +194,7 @@ mod tests {
             wrong(&e),
             AnswerForm::CodeOnly,
             AnswerSource::Prompt,
-            NOW,
+            Clock::single(NOW),
             1,
         );
         assert_eq!(d.answer.verdict, Verdict::Wrong);
@@ -198,7 +221,7 @@ mod tests {
             &right,
             AnswerForm::CodeOnly,
             AnswerSource::Prompt,
-            NOW,
+            Clock::single(NOW),
             1,
         );
         assert_eq!(
@@ -215,7 +238,7 @@ mod tests {
             &shown[0],
             AnswerForm::CodeOnly,
             AnswerSource::Prompt,
-            NOW,
+            Clock::single(NOW),
             1,
         );
         assert!(d.answer.verdict.is_success() && d.refused_while_locked.is_none());
@@ -227,7 +250,7 @@ mod tests {
             "hello",
             AnswerForm::CodeOnly,
             AnswerSource::Prompt,
-            NOW,
+            Clock::single(NOW),
             1,
         );
         assert!(d.refused_while_locked.is_some());
@@ -257,7 +280,7 @@ mod tests {
                 "hunter",
                 AnswerForm::PasswordAndCode,
                 source,
-                NOW,
+                Clock::single(NOW),
                 1,
             );
             assert_eq!(d.counted, counted, "{source:?}");
@@ -272,7 +295,7 @@ mod tests {
             &guess,
             AnswerForm::PasswordAndCode,
             AnswerSource::AuthtokTryFirst,
-            NOW,
+            Clock::single(NOW),
             1,
         );
         assert!(d.counted.code);

@@ -26,6 +26,15 @@ pub const MAX_FAILURE_LIMIT: u32 = 1000;
 /// get this many times one host's budget.
 pub const ALL_HOSTS_FACTOR: u32 = 4;
 
+/// A name that fits in a Redis key, an ACL rule or a command unquoted.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// The all-hosts limit in force for a per-host limit.
 fn all_hosts(per_host: u32, configured: Option<u32>) -> u32 {
     configured.unwrap_or_else(|| {
@@ -64,6 +73,32 @@ pub enum Fido2Policy {
 pub const DEFAULT_FIDO2_HELPER: &str = "/usr/libexec/pam_twofactor/twofactor-fido2-helper";
 /// Longest touch timeout, in seconds.
 pub const MAX_FIDO2_TIMEOUT: u64 = 120;
+
+/// Where the login state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// Files in `state_dir`, this host only (the default).
+    Local,
+    /// One state for a fleet, on Redis, with the host's files kept as well.
+    Redis,
+}
+
+/// What a login does when the Redis backend cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisUnavailable {
+    /// Refuse: PAM_AUTHINFO_UNAVAIL, with a log line (the default).
+    Fail,
+    /// Go on with this host's state alone; backup codes only when
+    /// `redis_fallback_backup_codes` allows them.
+    Local,
+}
+
+/// Longest Redis connect, command or WAIT timeout, in milliseconds.
+pub const MAX_REDIS_TIMEOUT_MS: u64 = 10_000;
+/// Default Redis connect and command timeouts, in milliseconds.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
 
 /// The system configuration, validated. Every key has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -129,6 +164,40 @@ pub struct Config {
     pub fido2_remote: bool,
     /// The helper program that talks to the keys (absolute path).
     pub fido2_helper: String,
+    /// Where the login state lives: "local" or "redis".
+    pub state_backend: StateBackend,
+    /// One Redis server: `redis://HOST:PORT[/DB]` or `rediss://…` (TLS).
+    pub redis_url: String,
+    /// Or Sentinels (`HOST:PORT`) to ask for the primary of
+    /// `redis_master_name`.
+    pub redis_sentinels: Vec<String>,
+    /// The Sentinel master name.
+    pub redis_master_name: String,
+    /// TLS to the Sentinels and the servers they name.
+    pub redis_tls: bool,
+    /// PEM file of the CA that signs the servers' certificates (empty: the
+    /// system's trust store).
+    pub redis_ca_file: String,
+    /// ACL user name (empty: the default user).
+    pub redis_user: String,
+    /// Root-only file holding the Redis password (never in this file).
+    pub redis_password_file: String,
+    /// Connect timeout (TCP, TLS and authentication), milliseconds.
+    pub redis_connect_timeout_ms: u64,
+    /// Timeout of each command, milliseconds.
+    pub redis_command_timeout_ms: u64,
+    /// "fail" or "local".
+    pub redis_unavailable: RedisUnavailable,
+    /// In the "local" fallback, accept backup codes too (a code spent on
+    /// another host during the outage would then work here).
+    pub redis_fallback_backup_codes: bool,
+    /// Replicas that must acknowledge a backup-code spend (`WAIT`) before
+    /// the login succeeds; 0 does not wait.
+    pub redis_wait_replicas: u32,
+    /// How long to wait for those acknowledgements, milliseconds.
+    pub redis_wait_timeout_ms: u64,
+    /// Prefix of every key (`PREFIX:{user}:state`), for an ACL key pattern.
+    pub redis_key_prefix: String,
 }
 
 impl Default for Config {
@@ -158,6 +227,21 @@ impl Default for Config {
             fido2_user_verification: false,
             fido2_remote: false,
             fido2_helper: DEFAULT_FIDO2_HELPER.to_string(),
+            state_backend: StateBackend::Local,
+            redis_url: String::new(),
+            redis_sentinels: Vec::new(),
+            redis_master_name: String::new(),
+            redis_tls: false,
+            redis_ca_file: String::new(),
+            redis_user: String::new(),
+            redis_password_file: String::new(),
+            redis_connect_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            redis_command_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            redis_unavailable: RedisUnavailable::Fail,
+            redis_fallback_backup_codes: false,
+            redis_wait_replicas: 1,
+            redis_wait_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            redis_key_prefix: "tf".to_string(),
         }
     }
 }
@@ -288,6 +372,62 @@ impl Config {
                 "enrollment_path = {:?} must be absolute or start with %h",
                 self.enrollment_path
             ));
+        }
+        self.validate_redis()
+    }
+
+    /// The Redis keys: checked whatever the backend, so that switching
+    /// `state_backend` on never meets an error left waiting.
+    fn validate_redis(&self) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::Config(why));
+        let uses_redis = self.state_backend == StateBackend::Redis;
+        let has_url = !self.redis_url.is_empty();
+        let has_sentinels = !self.redis_sentinels.is_empty();
+        if has_url && has_sentinels {
+            return bad("redis_url and redis_sentinels: give one of them".into());
+        }
+        if uses_redis && !has_url && !has_sentinels {
+            return bad("state_backend = \"redis\" needs redis_url or redis_sentinels".into());
+        }
+        if has_url {
+            crate::shared_state::validate_url(&self.redis_url)
+                .map_err(|why| Error::Config(format!("redis_url: {why}")))?;
+        }
+        for address in &self.redis_sentinels {
+            crate::shared_state::validate_host_port(address)
+                .map_err(|why| Error::Config(format!("redis_sentinels: {why}")))?;
+        }
+        if has_sentinels && !valid_name(&self.redis_master_name) {
+            return bad("redis_sentinels need redis_master_name (letters, digits, . _ -)".into());
+        }
+        if !self.redis_user.is_empty() && !valid_name(&self.redis_user) {
+            return bad("redis_user: letters, digits, . _ - only".into());
+        }
+        for (name, path) in [
+            ("redis_ca_file", &self.redis_ca_file),
+            ("redis_password_file", &self.redis_password_file),
+        ] {
+            if !path.is_empty() && !path.starts_with('/') {
+                return bad(format!("{name} = {path:?} must be an absolute path"));
+            }
+        }
+        for (name, value) in [
+            ("redis_connect_timeout_ms", self.redis_connect_timeout_ms),
+            ("redis_command_timeout_ms", self.redis_command_timeout_ms),
+            ("redis_wait_timeout_ms", self.redis_wait_timeout_ms),
+        ] {
+            if !(1..=MAX_REDIS_TIMEOUT_MS).contains(&value) {
+                return bad(format!("{name} = {value} (1 to {MAX_REDIS_TIMEOUT_MS})"));
+            }
+        }
+        if self.redis_wait_replicas > 16 {
+            return bad(format!(
+                "redis_wait_replicas = {} (0 to 16)",
+                self.redis_wait_replicas
+            ));
+        }
+        if self.redis_key_prefix.len() > 32 || !valid_name(&self.redis_key_prefix) {
+            return bad("redis_key_prefix: 1 to 32 letters, digits, . _ -".into());
         }
         Ok(())
     }

@@ -86,6 +86,8 @@ pub enum Error {
     /// The user database could not be asked (an NSS or LDAP outage): not
     /// "no such user", and not the configuration's fault.
     Lookup(String),
+    /// The fleet's shared login state (Redis) could not be used.
+    SharedState(crate::shared_state::SharedStateError),
 }
 
 impl Error {
@@ -95,6 +97,12 @@ impl Error {
             path: path.into(),
             problem,
         }
+    }
+
+    /// True when the shared state's server could not be reached (the case
+    /// `redis_unavailable = "local"` falls back on).
+    pub fn is_shared_state_unreachable(&self) -> bool {
+        matches!(self, Error::SharedState(e) if e.is_unreachable())
     }
 
     /// True when the error only says that a file does not exist.
@@ -122,6 +130,7 @@ impl fmt::Display for Error {
             Error::Parse { what, why } => format!("{what} is invalid: {why}"),
             Error::Config(why) => format!("configuration error: {why}"),
             Error::Lookup(why) => format!("user database unavailable: {why}"),
+            Error::SharedState(why) => format!("shared login state: {why}"),
         };
         // Values from users are escaped where they are put into a message;
         // this makes sure no path that forgot to can break a log line.

@@ -384,25 +384,7 @@ impl LoginState {
     /// can be accepted again: the later TOTP step, every spent code, the
     /// higher key counter, every failure and grace record.
     pub fn merge(&mut self, other: LoginState) {
-        self.last_totp_step = self.last_totp_step.max(other.last_totp_step);
-        for theirs in other.totp_replay {
-            let mut mine = self.totp_replay(&theirs.fingerprint);
-            mine.floor = mine.floor.max(theirs.floor);
-            for step in theirs.steps {
-                mine.accept(step);
-            }
-            mine.steps.retain(|&s| s > mine.floor);
-            self.totp_replay
-                .retain(|r| r.fingerprint != mine.fingerprint);
-            self.totp_replay.push(mine);
-        }
-        let excess = self.totp_replay.len().saturating_sub(MAX_TOTP_ENROLLMENTS);
-        self.totp_replay.drain(..excess);
-        for id in other.spent_backup_codes {
-            if !self.is_spent(&id) {
-                self.spent_backup_codes.push(id);
-            }
-        }
+        self.take_replay_defences(&other);
         if other.last_success > self.last_success {
             self.last_success = other.last_success;
             self.last_success_method = other.last_success_method;
@@ -417,7 +399,33 @@ impl LoginState {
         self.grace.sort_by_key(|g| g.time);
         let excess = self.grace.len().saturating_sub(MAX_GRACE_RECORDS);
         self.grace.drain(..excess);
-        for counter in other.fido2_counters {
+    }
+
+    /// Take in what makes `other` refuse a replay: the later TOTP steps,
+    /// every spent backup code, the higher key counters. Only grows what
+    /// it touches, so it can be applied any number of times (a host's own
+    /// state over the fleet's shared one, at every login).
+    pub fn take_replay_defences(&mut self, other: &LoginState) {
+        self.last_totp_step = self.last_totp_step.max(other.last_totp_step);
+        for theirs in &other.totp_replay {
+            let mut mine = self.totp_replay(&theirs.fingerprint);
+            mine.floor = mine.floor.max(theirs.floor);
+            for &step in &theirs.steps {
+                mine.accept(step);
+            }
+            mine.steps.retain(|&s| s > mine.floor);
+            self.totp_replay
+                .retain(|r| r.fingerprint != mine.fingerprint);
+            self.totp_replay.push(mine);
+        }
+        let excess = self.totp_replay.len().saturating_sub(MAX_TOTP_ENROLLMENTS);
+        self.totp_replay.drain(..excess);
+        for id in &other.spent_backup_codes {
+            if !self.is_spent(id) {
+                self.spent_backup_codes.push(id.clone());
+            }
+        }
+        for counter in &other.fido2_counters {
             match self
                 .fido2_counters
                 .iter_mut()
@@ -427,7 +435,7 @@ impl LoginState {
                     mine.counter = mine.counter.max(counter.counter);
                     mine.time = mine.time.max(counter.time);
                 }
-                None => self.fido2_counters.push(counter),
+                None => self.fido2_counters.push(counter.clone()),
             }
         }
         let excess = self.fido2_counters.len().saturating_sub(MAX_FIDO2_COUNTERS);

@@ -467,6 +467,7 @@ impl Harness {
             now: self.now,
             silent: self.silent,
             keys: &mut *self.keys,
+            states: Default::default(),
         };
         login.authenticate(session, &args)
     }

@@ -47,6 +47,7 @@ fn authenticate_hook(call: HookCall<'_>) -> PamCode {
         now,
         silent,
         keys: &mut keys,
+        states: Default::default(),
     };
     login.authenticate(&mut handle, &args)
 }

@@ -3,12 +3,13 @@
 //! [`twofactor_core::attempt::decide`] and recorded.
 #![forbid(unsafe_code)]
 
-use twofactor_core::attempt::{self, AnswerForm, AnswerSource};
+use twofactor_core::attempt::{self, AnswerForm, AnswerSource, Clock};
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::notify;
 use twofactor_core::ratelimit;
 use twofactor_core::secret::SecretString;
+use twofactor_core::shared_state::SharedStateError;
 use twofactor_core::state::FailureKind;
 use twofactor_core::verify::{self, Kinds, Verdict};
 use twofactor_core::Error;
@@ -60,6 +61,8 @@ struct Checked {
     /// This failure reached a limit: the kind is locked until then.
     lockout_started: Option<(FailureKind, u64)>,
     remaining_backup_codes: usize,
+    /// The shared state was unreachable and this host's stood in: why.
+    fallback: Option<SharedStateError>,
 }
 
 impl Login<'_> {
@@ -130,6 +133,9 @@ impl Login<'_> {
                     return None;
                 }
             };
+        if let Some(why) = &checked.fallback {
+            self.log_fallback(config, why, context);
+        }
         let from = match source {
             Source::Prompt { .. } => "",
             Source::Authtok { try_first: true } => {
@@ -253,6 +259,23 @@ impl Login<'_> {
         context: &LogContext,
     ) -> Result<Checked, Error> {
         let mut locked = self.lock_state(config, account)?;
+        // Without the shared state, backup codes are refused unless the
+        // administrator accepts that one spent elsewhere meanwhile works.
+        let without_backup_codes;
+        let enrollment = if locked.fallback.is_some() && !config.redis_fallback_backup_codes {
+            without_backup_codes = Enrollment {
+                backup_codes: Vec::new(),
+                ..enrollment.clone()
+            };
+            &without_backup_codes
+        } else {
+            enrollment
+        };
+        let fallback = locked.fallback.clone();
+        let clock = Clock {
+            codes: self.now,
+            windows: locked.now,
+        };
         let limits = config.limits();
         let host = context.host();
         // Decided under the lock, so concurrent guesses cannot all slip in
@@ -265,7 +288,7 @@ impl Login<'_> {
             answer.expose(),
             *form,
             source.answer_source(),
-            self.now,
+            clock,
             config.window,
         );
         let (answered, counted) = (decision.answer, decision.counted);
@@ -276,21 +299,26 @@ impl Login<'_> {
                 refused_while_locked: decision.refused_while_locked,
                 lockout_started: None,
                 remaining_backup_codes: 0,
+                fallback,
             });
         }
         let mut remaining_backup_codes = 0;
         let mut lockout_started = None;
         if answered.verdict.is_success() {
-            remaining_backup_codes =
-                verify::record_success(&answered.verdict, enrollment, &mut locked.state, self.now);
+            remaining_backup_codes = verify::record_success(
+                &answered.verdict,
+                enrollment,
+                &mut locked.state,
+                clock.windows,
+            );
             if let Source::Prompt { withdraw } = source {
                 for kind in withdraw.iter() {
-                    ratelimit::withdraw_failure(&mut locked.state, kind, host, self.now);
+                    ratelimit::withdraw_failure(&mut locked.state, kind, host, clock.windows);
                 }
             }
             if config.grace_period > 0 {
                 if let Some(origin) = context.origin() {
-                    locked.state.record_grace(origin, self.now);
+                    locked.state.record_grace(origin, clock.windows);
                 }
             }
             // The code counts as used only once this is on disk: if saving
@@ -298,8 +326,13 @@ impl Login<'_> {
             locked.save()?;
         } else if !counted.is_empty() {
             for kind in counted.iter() {
-                let until =
-                    ratelimit::record_failure(&mut locked.state, &limits, kind, host, self.now);
+                let until = ratelimit::record_failure(
+                    &mut locked.state,
+                    &limits,
+                    kind,
+                    host,
+                    clock.windows,
+                );
                 if let (Some(until), None) = (until, lockout_started) {
                     lockout_started = Some((kind, until));
                 }
@@ -312,6 +345,7 @@ impl Login<'_> {
             refused_while_locked: None,
             lockout_started,
             remaining_backup_codes,
+            fallback,
         })
     }
 }

@@ -6,13 +6,15 @@
 //! on none of them.
 #![forbid(unsafe_code)]
 
-use std::path::Path;
+use std::cell::OnceCell;
 
 use twofactor_core::config::Config;
 use twofactor_core::enrollment::Enrollment;
+use twofactor_core::login_states::{HeldState, LoginStates, StateView};
 use twofactor_core::notify;
 use twofactor_core::origin;
-use twofactor_core::state::{FailureKind, LockedState, StateStore};
+use twofactor_core::shared_state::SharedStateError;
+use twofactor_core::state::FailureKind;
 use twofactor_core::Error;
 
 use crate::fido2_device::SecurityKeys;
@@ -145,6 +147,9 @@ pub struct Login<'a> {
     pub silent: bool,
     /// Security keys (the FIDO2 helper process in production).
     pub keys: &'a mut dyn SecurityKeys,
+    /// Where the login state lives, set up from the configuration on first
+    /// use (one Redis connection per login with the shared backend).
+    pub states: OnceCell<LoginStates>,
 }
 
 impl Login<'_> {
@@ -191,8 +196,9 @@ impl Login<'_> {
         );
     }
 
-    pub fn lock_state(&self, config: &Config, account: &Account) -> Result<LockedState, Error> {
-        let store = StateStore::new(Path::new(&config.state_dir));
+    pub fn lock_state(&self, config: &Config, account: &Account) -> Result<HeldState, Error> {
+        let states = self.states(config);
+        let store = states.local();
         let owner = self.system.state_owner();
         let mut locked = store.lock(&account.state_name, owner, Some(account.gid))?;
         let mut others = vec![account.name.clone()];
@@ -203,7 +209,50 @@ impl Login<'_> {
         for other in others.iter().filter(|name| **name != account.state_name) {
             store.absorb_alias(&mut locked, other, owner)?;
         }
-        Ok(locked)
+        states.hold(locked, &account.state_name, self.now)
+    }
+
+    /// The login's states, as `config` places them.
+    pub fn states(&self, config: &Config) -> &LoginStates {
+        self.states
+            .get_or_init(|| LoginStates::new(config, self.system.state_owner()))
+    }
+
+    /// `account`'s state without a lock (advisory: the binding decisions
+    /// are taken under the lock); `None` when it cannot be read, which the
+    /// decision under the lock then reports.
+    pub fn peek_state(
+        &mut self,
+        config: &Config,
+        account: &Account,
+        context: &LogContext,
+    ) -> Option<StateView> {
+        let view = self
+            .states(config)
+            .peek(&account.state_name, self.now)
+            .ok()?;
+        if let Some(why) = &view.fallback {
+            self.log_fallback(config, why, context);
+        }
+        Some(view)
+    }
+
+    /// The shared state is unreachable and `redis_unavailable = "local"`
+    /// lets this host's state stand in.
+    pub fn log_fallback(&mut self, config: &Config, why: &SharedStateError, context: &LogContext) {
+        let backup = if config.redis_fallback_backup_codes {
+            "backup codes allowed"
+        } else {
+            "backup codes refused"
+        };
+        self.log.record(
+            Severity::Warning,
+            &format!(
+                "shared login state unreachable, deciding on this host's state alone \
+                 (redis_unavailable = local, {backup}): {why}: {}",
+                context.fields()
+            ),
+        );
     }
 }
 

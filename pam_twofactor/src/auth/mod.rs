@@ -12,14 +12,13 @@ mod codes;
 mod login;
 mod security_keys;
 
-use std::path::Path;
-
 use twofactor_core::attempt::AnswerForm;
 use twofactor_core::config::{Config, UnenrolledPolicy, DEFAULT_FORWARD_PASS_PROMPT};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::enrollment::{expand_path, read_with_legacy};
+use twofactor_core::login_states::StateView;
 use twofactor_core::ratelimit::Locks;
-use twofactor_core::state::{LoginState, StateStore};
+use twofactor_core::state::LoginState;
 use twofactor_core::verify::{self, Kinds};
 use twofactor_core::Error;
 
@@ -119,9 +118,7 @@ impl Login<'_> {
             let asks_code_alone = !args.forward_pass && args.pass_mode != PassMode::UseFirstPass;
             // Read once for the grace period and the lockout notice; both are
             // advisory here, the binding decisions are taken under the lock.
-            let peeked = StateStore::new(Path::new(&config.state_dir))
-                .peek(&account.state_name, self.system.state_owner())
-                .ok();
+            let peeked = self.peek_state(&config, account, &context);
             if asks_code_alone && self.within_grace_period(&config, peeked.as_ref(), &context) {
                 return Outcome::Verified;
             }
@@ -135,7 +132,8 @@ impl Login<'_> {
             if self.announce_lockout(session, &config, peeked.as_ref(), &context) {
                 return Outcome::Refused;
             }
-            low_codes_reminder = low_backup_codes_reminder(enrollment, peeked.as_ref());
+            low_codes_reminder =
+                low_backup_codes_reminder(enrollment, peeked.as_ref().map(|v| &v.state));
         }
 
         // Failures a code in PAM_AUTHTOK counted under try_first_pass: taken
@@ -202,7 +200,7 @@ impl Login<'_> {
     fn within_grace_period(
         &mut self,
         config: &Config,
-        state: Option<&LoginState>,
+        view: Option<&StateView>,
         context: &LogContext,
     ) -> bool {
         if config.grace_period == 0 {
@@ -220,10 +218,13 @@ impl Login<'_> {
             );
             return false;
         };
-        let Some(state) = state else {
+        let Some(view) = view else {
             return false;
         };
-        if !state.within_grace(origin, self.now, config.grace_period) {
+        if !view
+            .state
+            .within_grace(origin, view.now, config.grace_period)
+        {
             return false;
         }
         self.log.record(
@@ -244,13 +245,14 @@ impl Login<'_> {
         &mut self,
         session: &mut dyn Session,
         config: &Config,
-        state: Option<&LoginState>,
+        view: Option<&StateView>,
         context: &LogContext,
     ) -> bool {
-        let Some(state) = state else {
+        let Some(view) = view else {
             return false;
         };
-        let locks = Locks::of_login(state, &config.limits(), context.host(), self.now);
+        let locks = Locks::of_login(&view.state, &config.limits(), context.host(), view.now);
+        let backup_codes_refused = view.fallback.is_some() && !config.redis_fallback_backup_codes;
         match (locks.code, locks.backup_code) {
             (Some(code_until), Some(backup_until)) => {
                 let until = code_until.min(backup_until);
@@ -272,10 +274,15 @@ impl Login<'_> {
                 true
             }
             (Some(code_until), None) => {
+                let still = if backup_codes_refused {
+                    ""
+                } else {
+                    " A backup code still works."
+                };
                 self.tell(
                     session,
                     &format!(
-                        "Too many failed attempts: verification codes are locked until {}. A backup code still works.",
+                        "Too many failed attempts: verification codes are locked until {}.{still}",
                         format_utc(code_until)
                     ),
                 );

@@ -235,6 +235,10 @@ impl Login<'_> {
                 return Outcome::Unavailable;
             }
         };
+        if let Some(why) = locked.fallback.clone() {
+            self.log_fallback(config, &why, context);
+        }
+        let now = locked.now;
         let signer = credentials
             .iter()
             .find(|c| c.credential_id == assertion.credential_id);
@@ -263,15 +267,13 @@ impl Login<'_> {
         match verify_assertion(credentials, assertion, &expected) {
             Ok(verified) => {
                 let credential = &credentials[verified.index];
-                locked.state.record_fido2_counter(
-                    &credential.fingerprint(),
-                    verified.counter,
-                    self.now,
-                );
-                locked.state.record_success(Method::SecurityKey, self.now);
+                locked
+                    .state
+                    .record_fido2_counter(&credential.fingerprint(), verified.counter, now);
+                locked.state.record_success(Method::SecurityKey, now);
                 if config.grace_period > 0 {
                     if let Some(origin) = context.origin() {
-                        locked.state.record_grace(origin, self.now);
+                        locked.state.record_grace(origin, now);
                     }
                 }
                 if let Err(e) = locked.save() {
