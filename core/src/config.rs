@@ -525,6 +525,55 @@ mod tests {
     }
 
     #[test]
+    fn redis_backend_settings() {
+        let config = Config::parse(
+            "state_backend = \"redis\"\nredis_url = \"rediss://10.0.0.5:6380/1\"\n\
+             redis_user = \"pam_twofactor\"\n\
+             redis_password_file = \"/etc/security/pam_twofactor.redis-password\"\n\
+             redis_unavailable = \"local\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.state_backend, StateBackend::Redis);
+        assert_eq!(config.redis_unavailable, RedisUnavailable::Local);
+        assert_eq!(config.redis_connect_timeout_ms, 500);
+        assert_eq!(config.redis_wait_replicas, 1);
+        let sentinels = Config::parse(
+            "state_backend = \"redis\"\nredis_sentinels = [\"10.0.0.1:26379\", \"[2001:db8::2]:26379\"]\n\
+             redis_master_name = \"twofactor\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(sentinels.redis_sentinels.len(), 2);
+        for (text, why) in [
+            (
+                "state_backend = \"redis\"",
+                "needs redis_url or redis_sentinels",
+            ),
+            ("state_backend = \"cloud\"", "unknown variant"),
+            ("redis_url = \"redis://u:pw@h:1\"", "redis_password_file"),
+            (
+                "redis_url = \"redis://h:1\"\nredis_sentinels = [\"h:2\"]",
+                "give one of them",
+            ),
+            ("redis_sentinels = [\"h:2\"]", "redis_master_name"),
+            ("redis_sentinels = [\"h\"]", "no port"),
+            ("redis_password_file = \"relative\"", "absolute"),
+            (
+                "redis_command_timeout_ms = 0",
+                "redis_command_timeout_ms = 0",
+            ),
+            ("redis_connect_timeout_ms = 10001", "1 to 10000"),
+            ("redis_key_prefix = \"tf:{x}\"", "redis_key_prefix"),
+            ("redis_user = \"a b\"", "redis_user"),
+            ("redis_wait_replicas = 17", "0 to 16"),
+        ] {
+            let error = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(error.contains(why), "{text}: {error}");
+        }
+    }
+
+    #[test]
     fn shipped_default_config_parses_to_defaults() {
         let shipped = include_str!("../../config/pam_twofactor.toml");
         assert_eq!(

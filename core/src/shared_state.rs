@@ -712,3 +712,90 @@ impl SharedStore {
             .invoke::<i64>(&mut self.connection);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_no_credentials() {
+        assert_eq!(validate_url("redis://127.0.0.1:6379"), Ok(()));
+        assert_eq!(validate_url("rediss://redis.example.org:6380/2"), Ok(()));
+        assert_eq!(validate_url("redis://[2001:db8::1]:6379/0"), Ok(()));
+        for (url, why) in [
+            ("http://127.0.0.1:6379", "must start with"),
+            (
+                "redis://user:secret@127.0.0.1:6379",
+                "must not hold a user or password",
+            ),
+            (
+                "redis://:secret@127.0.0.1:6379",
+                "must not hold a user or password",
+            ),
+            ("redis://127.0.0.1:6379/?password=x", "no query"),
+            ("redis://127.0.0.1", "no port"),
+            ("redis://127.0.0.1:0", "port 0"),
+            ("redis://127.0.0.1:6379/x", "not a number"),
+            ("redis://bad host:6379", "not a host"),
+        ] {
+            let error = validate_url(url).unwrap_err();
+            assert!(error.contains(why), "{url}: {error}");
+            assert!(!error.contains("secret"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn keys_are_hex_inside_one_hash_tag() {
+        let (state, lease) = account_keys("tf", "a}b{c");
+        assert_eq!(state, "tf:{617d627b63}:state");
+        assert_eq!(lease, "tf:{617d627b63}:lease");
+        assert_ne!(account_keys("tf", "ab").0, account_keys("tf", "a").0);
+    }
+
+    #[test]
+    fn only_unreachable_servers_allow_the_fallback() {
+        assert!(SharedStateError::Unreachable("x".into()).is_unreachable());
+        for refused in [
+            SharedStateError::Refused("NOPERM".into()),
+            SharedStateError::Busy,
+            SharedStateError::LeaseLost,
+            SharedStateError::NotConfirmed {
+                acknowledged: 0,
+                wanted: 1,
+            },
+        ] {
+            assert!(!refused.is_unreachable(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn settings_never_show_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "hunter2-secret\n").unwrap();
+        let owner = std::fs::metadata(&path).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid()
+        });
+        let owner = owner.unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let config = Config {
+            state_backend: crate::config::StateBackend::Redis,
+            redis_url: "redis://127.0.0.1:1".into(),
+            redis_password_file: path.display().to_string(),
+            ..Config::default()
+        };
+        let settings = RedisSettings::from_config(&config, owner).unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        // Nothing listens on port 1: unreachable, and said without it.
+        let error = settings.connect().err().unwrap();
+        assert!(error.is_unreachable(), "{error}");
+        assert!(!error.to_string().contains("hunter2"));
+        // Readable by others: refused.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let refused = RedisSettings::from_config(&config, owner).unwrap_err();
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
+    }
+}

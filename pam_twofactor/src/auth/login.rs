@@ -219,22 +219,25 @@ impl Login<'_> {
     }
 
     /// `account`'s state without a lock (advisory: the binding decisions
-    /// are taken under the lock); `None` when it cannot be read, which the
-    /// decision under the lock then reports.
+    /// are taken under the lock). `Ok(None)` when this host's state cannot
+    /// be read, which the decision under the lock then reports; an error
+    /// when the shared state cannot be used, so that the login fails
+    /// before asking for a code it could not check.
     pub fn peek_state(
         &mut self,
         config: &Config,
         account: &Account,
         context: &LogContext,
-    ) -> Option<StateView> {
-        let view = self
-            .states(config)
-            .peek(&account.state_name, self.now)
-            .ok()?;
+    ) -> Result<Option<StateView>, Error> {
+        let view = match self.states(config).peek(&account.state_name, self.now) {
+            Ok(view) => view,
+            Err(e @ Error::SharedState(_)) => return Err(e),
+            Err(_) => return Ok(None),
+        };
         if let Some(why) = &view.fallback {
             self.log_fallback(config, why, context);
         }
-        Some(view)
+        Ok(Some(view))
     }
 
     /// The shared state is unreachable and `redis_unavailable = "local"`

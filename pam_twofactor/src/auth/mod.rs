@@ -118,7 +118,13 @@ impl Login<'_> {
             let asks_code_alone = !args.forward_pass && args.pass_mode != PassMode::UseFirstPass;
             // Read once for the grace period and the lockout notice; both are
             // advisory here, the binding decisions are taken under the lock.
-            let peeked = self.peek_state(&config, account, &context);
+            let peeked = match self.peek_state(&config, account, &context) {
+                Ok(peeked) => peeked,
+                Err(e) => {
+                    self.state_unusable(&e, &context);
+                    return Outcome::Unavailable;
+                }
+            };
             if asks_code_alone && self.within_grace_period(&config, peeked.as_ref(), &context) {
                 return Outcome::Verified;
             }

@@ -1,0 +1,596 @@
+//! The fleet backend (`state_backend = "redis"`) through the real libpam,
+//! against real `redis-server` and `redis-sentinel` processes on loopback:
+//! several "hosts" (stacks with their own configuration and state
+//! directory, enrolled with the same secrets as configuration management
+//! would) share one login state.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Failed;
+use twofactor_core::enrollment::encode_base32_secret;
+use twofactor_core::shared_state::account_keys;
+use twofactor_core::state::{FailureKind, LoginState};
+use twofactor_integration_tests::checks::{assert_logged, assert_not_logged, check, ensure};
+use twofactor_integration_tests::fixtures::{Enrolled, Stack};
+use twofactor_integration_tests::namespace::{self, TestNamespace};
+use twofactor_integration_tests::pam_client::{code, AttemptResult};
+use twofactor_integration_tests::redis_servers::{
+    RedisOptions, RedisServer, SentinelSetup, TlsFiles,
+};
+use twofactor_integration_tests::users::{user, TestUser};
+use twofactor_integration_tests::{run_trials, test_clock_module};
+
+const NOW: u64 = 1_800_000_000;
+/// The ACL of the module's user: its keys and the commands it sends.
+const MODULE_ACL: &str = "resetchannels ~tf:* -@all +evalsha +eval +wait +ping +role";
+const MODULE_PASSWORD: &str = "fleet-Pa55-word-not-to-be-seen";
+
+/// A "host": a stack of the test-clock module with the Redis backend.
+fn host(ns: &TestNamespace, name: &str, redis_config: &str) -> Stack {
+    Stack::new(
+        ns,
+        name,
+        &test_clock_module(),
+        "",
+        &format!("state_backend = \"redis\"\n{redis_config}"),
+    )
+}
+
+/// A standalone server: no replica can confirm a spend, so none is asked.
+fn url_of(server: &RedisServer) -> String {
+    format!(
+        "redis_url = \"{}\"\nredis_wait_replicas = 0\n",
+        server.url()
+    )
+}
+
+/// `count` hosts on `server`, `user` enrolled on each with `enrolled`.
+fn hosts(
+    ns: &TestNamespace,
+    name: &str,
+    count: usize,
+    redis_config: &str,
+    user: &TestUser,
+    enrolled: &Enrolled,
+) -> Vec<Stack> {
+    (0..count)
+        .map(|i| {
+            let stack = host(ns, &format!("{name}-{i}"), redis_config);
+            stack.enroll(user, enrolled);
+            stack
+        })
+        .collect()
+}
+
+fn accepted(result: &AttemptResult) -> bool {
+    result.code == code::SUCCESS
+}
+
+/// `user`'s state as the server holds it.
+fn shared_state(server: &RedisServer, user: &TestUser) -> Result<LoginState, Failed> {
+    let mut admin = server.admin()?;
+    let (key, _) = account_keys("tf", &user.name);
+    let text: Option<String> = redis::cmd("GET").arg(&key).query(&mut admin)?;
+    Ok(LoginState::parse(text.as_deref().unwrap_or(""), &key)?)
+}
+
+fn failures(state: &LoginState, kind: FailureKind) -> usize {
+    state
+        .failures
+        .iter()
+        .filter(|f| f.kind == kind && !f.cleared)
+        .count()
+}
+
+fn codes_and_backup_codes_are_spent_fleet_wide(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(0);
+    let enrolled = Enrolled::standard();
+    let [a, b, c] = &hosts(ns, "spent", 3, &url_of(&server), &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let totp = enrolled.code_at(NOW);
+    check(accepted(&a.login_at(&u.name, &totp, NOW)), "host A: code")?;
+    let on_b = b.login_at(&u.name, &totp, NOW + 1);
+    check(
+        !accepted(&on_b),
+        format!(
+            "host B accepted the code host A accepted: {}",
+            code::describe(on_b.code)
+        ),
+    )?;
+    assert_logged(b, "already used")?;
+    let backup = &enrolled.backup_codes[0];
+    check(
+        accepted(&b.login_at(&u.name, backup, NOW + 2)),
+        "host B: backup code",
+    )?;
+    for (name, stack) in [("A", a), ("C", c)] {
+        let again = stack.login_at(&u.name, backup, NOW + 3);
+        check(
+            !accepted(&again),
+            format!("host {name} accepted a backup code spent on B"),
+        )?;
+    }
+    // The shared document holds steps and salts, never a secret or a code.
+    let mut admin = server.admin()?;
+    let (key, _) = account_keys("tf", &u.name);
+    let text: String = redis::cmd("GET").arg(&key).query(&mut admin)?;
+    let secret = enrolled
+        .enrollment
+        .totp
+        .as_ref()
+        .map(|t| encode_base32_secret(&t.secret).to_string())
+        .ok_or("no TOTP secret")?;
+    ensure(
+        !text.contains(backup.as_str()) && !text.contains(&totp) && !text.contains(&secret),
+        || format!("the shared state holds a secret or a code: {text}"),
+    )?;
+    // Keys are the hex of the name inside a hash tag: nothing a name
+    // holds reaches a key unescaped.
+    check(
+        key == format!("tf:{{{}}}:state", hex::encode(u.name.as_bytes())),
+        key.clone(),
+    )
+}
+
+fn failures_on_all_hosts_add_up(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(1);
+    let enrolled = Enrolled::standard();
+    let [a, b, c] = &hosts(ns, "failures", 3, &url_of(&server), &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let wrong = enrolled.wrong_code(NOW);
+    for (stack, count) in [(a, 3), (b, 2)] {
+        for i in 0..count {
+            let result = stack.login_at(&u.name, &wrong, NOW + i);
+            check(!accepted(&result), "a wrong code was accepted")?;
+        }
+    }
+    let state = shared_state(&server, &u)?;
+    check(
+        failures(&state, FailureKind::Code) == 5,
+        format!("{} failures shared", failures(&state, FailureKind::Code)),
+    )?;
+    // Five failures over two hosts: codes are locked on a third.
+    let right = enrolled.code_at(NOW + 30);
+    let result = c.login_at(&u.name, &right, NOW + 30);
+    check(
+        !accepted(&result) && result.shown_error("Too many failed attempts"),
+        format!("host C after 3 + 2 failures elsewhere: {result:?}"),
+    )?;
+    // A backup code still works, and the lockout is on the server's clock:
+    // a host whose clock is a day ahead does not see it expired.
+    let later = NOW + 86_400;
+    let skewed = c.login_at(&u.name, &enrolled.code_at(later), later);
+    check(
+        !accepted(&skewed),
+        "a host a day ahead saw the lockout expired",
+    )?;
+    check(
+        accepted(&c.login_at(&u.name, &enrolled.backup_codes[0], NOW + 31)),
+        "a backup code during the code lockout",
+    )
+}
+
+/// Run `logins` at once (threads released together), over the hosts in
+/// turn, returning each PAM result code.
+fn at_once(stacks: &[Stack], user: &TestUser, answers: &[String], now: u64) -> Vec<i32> {
+    let barrier = Arc::new(Barrier::new(answers.len()));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = answers
+            .iter()
+            .enumerate()
+            .map(|(i, answer)| {
+                let stack = &stacks[i % stacks.len()];
+                let barrier = Arc::clone(&barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    stack.login_at(&user.name, answer, now).code
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("login thread"))
+            .collect()
+    })
+}
+
+fn concurrent_logins_over_hosts(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(2);
+    let enrolled = Enrolled::standard();
+    let stacks = hosts(ns, "concurrent", 4, &url_of(&server), &u, &enrolled);
+    // One backup code, 100 logins at once over four hosts: one success.
+    let backup = vec![enrolled.backup_codes[0].clone(); 100];
+    let results = at_once(&stacks, &u, &backup, NOW);
+    let successes = results.iter().filter(|c| **c == code::SUCCESS).count();
+    check(
+        successes == 1,
+        format!("one backup code, 100 logins: {successes} successes ({results:?})"),
+    )?;
+    check(
+        results
+            .iter()
+            .all(|c| *c == code::SUCCESS || *c == code::AUTH_ERR),
+        format!("{results:?}"),
+    )?;
+
+    // 100 wrong codes at once over four hosts: exactly the limit (5) is
+    // checked and recorded; the rest are refused unchecked.
+    let v = user(3);
+    for stack in &stacks {
+        stack.enroll(&v, &enrolled);
+    }
+    let wrong = vec![enrolled.wrong_code(NOW); 100];
+    let results = at_once(&stacks, &v, &wrong, NOW);
+    check(
+        results.iter().all(|c| *c == code::AUTH_ERR),
+        format!("{results:?}"),
+    )?;
+    let state = shared_state(&server, &v)?;
+    check(
+        failures(&state, FailureKind::Code) == 5,
+        format!(
+            "100 concurrent wrong codes: {} checked and recorded, not the limit of 5",
+            failures(&state, FailureKind::Code)
+        ),
+    )
+}
+
+fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(4);
+    let enrolled = Enrolled::standard();
+    let timeouts = "redis_connect_timeout_ms = 300\nredis_command_timeout_ms = 300\n";
+    let config = format!("{}{timeouts}", url_of(&server));
+    let [fail] = &hosts(ns, "unavailable", 1, &config, &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let local = host(
+        ns,
+        "unavailable-local",
+        &format!("{config}redis_unavailable = \"local\"\n"),
+    );
+    local.enroll(&u, &enrolled);
+    check(
+        accepted(&fail.login_at(&u.name, &enrolled.code_at(NOW), NOW)),
+        "a login while the server runs",
+    )?;
+    // Frozen (SIGSTOP): connections are accepted by the kernel but never
+    // answered; the login fails within the command timeout.
+    server.freeze()?;
+    let started = Instant::now();
+    let result = fail.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30);
+    let frozen_took = started.elapsed();
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("frozen server: {}", code::describe(result.code)),
+    )?;
+    assert_logged(fail, "Redis unreachable")?;
+    println!("  frozen server: login refused after {frozen_took:?}");
+    // Bounded by the peek before the prompt (its timeout) and nothing
+    // after: the unreachable server is not asked twice in one login.
+    check(
+        frozen_took < Duration::from_millis(300 * 2 + 400),
+        format!("frozen server: the login took {frozen_took:?}"),
+    )?;
+    // The "local" fallback decides on the host's own state: TOTP works,
+    // backup codes are refused.
+    let result = local.login_at(&u.name, &enrolled.code_at(NOW + 60), NOW + 60);
+    check(
+        accepted(&result),
+        format!("local fallback, TOTP: {}", code::describe(result.code)),
+    )?;
+    assert_logged(&local, "deciding on this host's state alone")?;
+    let result = local.login_at(&u.name, &enrolled.backup_codes[0], NOW + 61);
+    check(
+        !accepted(&result),
+        "local fallback accepted a backup code without redis_fallback_backup_codes",
+    )?;
+    server.thaw()?;
+    // Stopped: connection refused at once.
+    server.stop();
+    let started = Instant::now();
+    let result = fail.login_at(&u.name, &enrolled.code_at(NOW + 90), NOW + 90);
+    let stopped_took = started.elapsed();
+    println!("  stopped server: login refused after {stopped_took:?}");
+    check(
+        result.code == code::AUTHINFO_UNAVAIL && stopped_took < Duration::from_millis(700),
+        format!(
+            "stopped server: {} after {stopped_took:?}",
+            code::describe(result.code)
+        ),
+    )?;
+    let allowing = host(
+        ns,
+        "unavailable-backup",
+        &format!("{config}redis_unavailable = \"local\"\nredis_fallback_backup_codes = true\n"),
+    );
+    allowing.enroll(&u, &enrolled);
+    check(
+        accepted(&allowing.login_at(&u.name, &enrolled.backup_codes[1], NOW + 120)),
+        "redis_fallback_backup_codes = true: a backup code in the fallback",
+    )
+}
+
+fn the_host_state_refuses_what_the_server_lost(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(5);
+    let enrolled = Enrolled::standard();
+    let [a, b] = &hosts(ns, "lost", 2, &url_of(&server), &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let totp = enrolled.code_at(NOW);
+    let backup = &enrolled.backup_codes[0];
+    check(accepted(&a.login_at(&u.name, &totp, NOW)), "host A: code")?;
+    check(
+        accepted(&a.login_at(&u.name, backup, NOW + 1)),
+        "host A: backup code",
+    )?;
+    // A failover that lost the writes: the server forgets everything.
+    let mut admin = server.admin()?;
+    redis::cmd("FLUSHALL").query::<()>(&mut admin)?;
+    check(
+        !accepted(&a.login_at(&u.name, &totp, NOW + 2)),
+        "host A accepted its own code again after the server lost it",
+    )?;
+    check(
+        !accepted(&a.login_at(&u.name, backup, NOW + 3)),
+        "host A accepted its own backup code again after the server lost it",
+    )?;
+    // Host A's logins put its spends back into the shared state: host B
+    // refuses them too.
+    check(
+        !accepted(&b.login_at(&u.name, backup, NOW + 4)),
+        "host B accepted a backup code host A had pushed back",
+    )
+}
+
+fn switching_on_brings_the_host_state_along(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(6);
+    let enrolled = Enrolled::standard();
+    // A host running with its own state spends a code and a backup code.
+    let a = Stack::new(ns, "switch-a", &test_clock_module(), "", "");
+    a.enroll(&u, &enrolled);
+    let totp = enrolled.code_at(NOW);
+    let backup = &enrolled.backup_codes[0];
+    check(accepted(&a.login_at(&u.name, &totp, NOW)), "local: code")?;
+    check(
+        accepted(&a.login_at(&u.name, backup, NOW + 1)),
+        "local: backup code",
+    )?;
+    // Switched on: its next login (a wrong code) takes its state in.
+    let config = fs::read_to_string(&a.config_path)?;
+    fs::write(
+        &a.config_path,
+        format!("{config}state_backend = \"redis\"\n{}", url_of(&server)),
+    )?;
+    a.login_at(&u.name, &enrolled.wrong_code(NOW + 2), NOW + 2);
+    let b = host(ns, "switch-b", &url_of(&server));
+    b.enroll(&u, &enrolled);
+    check(
+        !accepted(&b.login_at(&u.name, backup, NOW + 3)),
+        "another host accepted a backup code spent before the switch",
+    )?;
+    check(
+        !accepted(&b.login_at(&u.name, &totp, NOW + 4)),
+        "another host accepted a code accepted before the switch",
+    )
+}
+
+fn sentinel_failover(ns: &TestNamespace) -> Result<(), Failed> {
+    let setup = SentinelSetup::start("twofactor", 2, 3)?;
+    let sentinels = setup
+        .sentinel_addrs()
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = format!(
+        "redis_sentinels = [{sentinels}]\nredis_master_name = \"twofactor\"\n\
+         redis_wait_timeout_ms = 300\n"
+    );
+    let u = user(7);
+    let enrolled = Enrolled::standard();
+    let [a, b] = &hosts(ns, "sentinel", 2, &config, &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    check(
+        accepted(&a.login_at(&u.name, &enrolled.code_at(NOW), NOW)),
+        "through Sentinel",
+    )?;
+    check(
+        accepted(&a.login_at(&u.name, &enrolled.backup_codes[0], NOW + 1)),
+        "a backup code confirmed by a replica",
+    )?;
+    let old = setup.current_primary_port()?;
+    setup
+        .server(old)
+        .ok_or("no server on the primary's port")?
+        .stop();
+    let started = Instant::now();
+    let new = setup.wait_for_failover(old, Duration::from_secs(30))?;
+    // Logins resume once a replica is promoted; until then they fail
+    // closed.
+    let mut resumed = None;
+    for i in 0..100 {
+        let t = NOW + 30 * (i + 1);
+        if accepted(&b.login_at(&u.name, &enrolled.code_at(t), t)) {
+            resumed = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let resumed = resumed.ok_or("no login succeeded after the failover")?;
+    println!("  failover {old} -> {new}: logins resumed {resumed:?} after the primary stopped");
+    // What was spent before the failover stays spent (replicated before
+    // the login succeeded: WAIT).
+    check(
+        !accepted(&b.login_at(&u.name, &enrolled.backup_codes[0], NOW + 5000)),
+        "a backup code spent before the failover worked after it",
+    )?;
+    // With every replica stopped no spend can be confirmed: the login is
+    // refused and the code stays spent.
+    for server in setup.servers() {
+        if server.port() != new {
+            server.stop();
+        }
+    }
+    let spent_unconfirmed = &enrolled.backup_codes[1];
+    let result = b.login_at(&u.name, spent_unconfirmed, NOW + 5001);
+    check(
+        result.code != code::SUCCESS,
+        format!("unconfirmed spend: {}", code::describe(result.code)),
+    )?;
+    assert_logged(b, "acknowledged by 0 of the 1 replicas")?;
+    let primary = setup.server(new).ok_or("no promoted server")?;
+    let state = shared_state(primary, &u)?;
+    check(
+        state.spent_backup_codes.len() == 2,
+        format!("spent on the primary: {:?}", state.spent_backup_codes),
+    )?;
+    check(
+        !accepted(&a.login_at(&u.name, spent_unconfirmed, NOW + 5002)),
+        "an unconfirmed spend was revived",
+    )
+}
+
+fn tls_and_acl(ns: &TestNamespace) -> Result<(), Failed> {
+    let tls = TlsFiles::generate()?;
+    let server = RedisServer::start(RedisOptions {
+        tls: Some(Arc::clone(&tls)),
+        password: Some("admin-secret".into()),
+        acl_users: vec![format!(
+            "user pam_twofactor on >{MODULE_PASSWORD} {MODULE_ACL}"
+        )],
+        ..RedisOptions::default()
+    })?;
+    let ca = server.ca_file().ok_or("no CA file")?.to_path_buf();
+    let dir = ns.scratch.join("fleet-tls");
+    fs::create_dir_all(&dir)?;
+    let password_file = |name: &str, text: &str| -> Result<PathBuf, Failed> {
+        let path = dir.join(name);
+        fs::write(&path, format!("{text}\n"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        Ok(path)
+    };
+    let right = password_file("right", MODULE_PASSWORD)?;
+    let wrong = password_file("wrong", "not-the-password")?;
+    let config = |password: &PathBuf, ca: &PathBuf| {
+        format!(
+            "redis_url = \"rediss://127.0.0.1:{}\"\nredis_user = \"pam_twofactor\"\n\
+             redis_password_file = {:?}\nredis_ca_file = {:?}\nredis_wait_replicas = 0\n",
+            server.port(),
+            password.display().to_string(),
+            ca.display().to_string()
+        )
+    };
+    let u = user(8);
+    let enrolled = Enrolled::standard();
+    let good = host(ns, "tls-good", &config(&right, &ca));
+    good.enroll(&u, &enrolled);
+    check(
+        accepted(&good.login_at(&u.name, &enrolled.code_at(NOW), NOW)),
+        "TLS with the ACL user",
+    )?;
+    check(
+        accepted(&good.login_at(&u.name, &enrolled.backup_codes[0], NOW + 1)),
+        "TLS with the ACL user: backup code",
+    )?;
+    let bad_password = host(ns, "tls-wrongpass", &config(&wrong, &ca));
+    bad_password.enroll(&u, &enrolled);
+    let result = bad_password.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30);
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("wrong password: {}", code::describe(result.code)),
+    )?;
+    assert_logged(&bad_password, "WRONGPASS")?;
+    // A CA that did not sign the server's certificate.
+    let other = TlsFiles::generate()?;
+    let other_ca = dir.join("other-ca.pem");
+    fs::write(&other_ca, other.ca_pem()?)?;
+    let bad_ca = host(ns, "tls-wrongca", &config(&right, &other_ca));
+    bad_ca.enroll(&u, &enrolled);
+    let result = bad_ca.login_at(&u.name, &enrolled.code_at(NOW + 60), NOW + 60);
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("wrong CA: {}", code::describe(result.code)),
+    )?;
+    assert_logged(&bad_ca, "certificate")?;
+    // A password file others can read is refused, not used.
+    fs::set_permissions(&right, fs::Permissions::from_mode(0o644))?;
+    let result = good.login_at(&u.name, &enrolled.code_at(NOW + 90), NOW + 90);
+    fs::set_permissions(&right, fs::Permissions::from_mode(0o600))?;
+    check(
+        result.code != code::SUCCESS,
+        "a world-readable password file was used",
+    )?;
+    assert_not_logged(MODULE_PASSWORD)?;
+    assert_not_logged("not-the-password")?;
+    // Nor in the environment or the command line of any process.
+    for entry in fs::read_dir("/proc")?.flatten() {
+        for file in ["cmdline", "environ"] {
+            if let Ok(bytes) = fs::read(entry.path().join(file)) {
+                let text = String::from_utf8_lossy(&bytes);
+                check(
+                    !text.contains(MODULE_PASSWORD),
+                    format!("the password is in {}/{file}", entry.path().display()),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keys_of_odd_names_stay_apart(_ns: &TestNamespace) -> Result<(), Failed> {
+    let names = ["a", "a}", "{a", "a:b", "a b", "ä", "a\u{0}", "tf:{x}:state"];
+    let keys: HashSet<String> = names.iter().map(|n| account_keys("tf", n).0).collect();
+    check(keys.len() == names.len(), format!("{keys:?}"))?;
+    for key in &keys {
+        let tag = &key[key.find('{').ok_or("no tag")? + 1..key.find('}').ok_or("no tag")?];
+        check(
+            tag.bytes().all(|b| b.is_ascii_hexdigit()),
+            format!("key {key:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn main() {
+    let ns = namespace::enter();
+    run_trials(
+        ns,
+        vec![
+            (
+                "codes_and_backup_codes_are_spent_fleet_wide",
+                codes_and_backup_codes_are_spent_fleet_wide,
+            ),
+            ("failures_on_all_hosts_add_up", failures_on_all_hosts_add_up),
+            ("concurrent_logins_over_hosts", concurrent_logins_over_hosts),
+            (
+                "unavailable_server_fails_closed_in_time",
+                unavailable_server_fails_closed_in_time,
+            ),
+            (
+                "the_host_state_refuses_what_the_server_lost",
+                the_host_state_refuses_what_the_server_lost,
+            ),
+            (
+                "switching_on_brings_the_host_state_along",
+                switching_on_brings_the_host_state_along,
+            ),
+            ("sentinel_failover", sentinel_failover),
+            ("tls_and_acl", tls_and_acl),
+            ("keys_of_odd_names_stay_apart", keys_of_odd_names_stay_apart),
+        ],
+    );
+}
