@@ -24,8 +24,11 @@ use nix::unistd::Pid;
 use redis::IntoConnectionInfo;
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const REDIS_SENTINEL: &str = "/usr/bin/redis-sentinel";
 /// A redis-server starts in a few milliseconds; this only bounds a broken one.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Sentinels find each other through hello messages sent every 2 s.
+const SETUP_DEADLINE: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Long enough for any command of a healthy local server, short enough that
 /// a frozen one fails a test quickly instead of hanging it.
@@ -638,6 +641,173 @@ impl RedisServer {
     }
 }
 
+/// A running `redis-sentinel`, killed when dropped.
+pub struct RedisSentinel {
+    instance: Instance,
+}
+
+impl RedisSentinel {
+    /// The port it listens on (the TLS port when it uses TLS).
+    pub fn port(&self) -> u16 {
+        self.instance.port
+    }
+
+    /// `127.0.0.1:<port>`, as in the `redis_sentinels` configuration key.
+    pub fn addr(&self) -> String {
+        self.instance.addr()
+    }
+
+    /// A connection to it (sentinels have no password here).
+    pub fn connect(&self) -> Result<redis::Connection, String> {
+        self.instance.connect(None, None, COMMAND_TIMEOUT)
+    }
+
+    /// Kill it (SIGKILL, then reap). Idempotent.
+    pub fn stop(&self) {
+        self.instance.kill();
+    }
+
+    /// SIGSTOP.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.instance.freeze()
+    }
+
+    /// SIGCONT.
+    pub fn thaw(&self) -> Result<(), String> {
+        self.instance.thaw()
+    }
+
+    /// Start it again on the same port, with the configuration it rewrote.
+    pub fn restart(&self) -> Result<(), String> {
+        self.instance.spawn_and_wait()
+    }
+
+    /// Whether the process is alive (a frozen one is).
+    pub fn is_running(&self) -> bool {
+        self.instance.is_running()
+    }
+
+    /// Its configuration file, which sentinel rewrites as it learns.
+    pub fn config_path(&self) -> &Path {
+        &self.instance.config_path
+    }
+
+    /// Its log and stderr, for failure messages.
+    pub fn log(&self) -> String {
+        self.instance.output()
+    }
+
+    /// The primary it names for `master_name` (`SENTINEL
+    /// get-master-addr-by-name`), as a port of 127.0.0.1.
+    pub fn primary_port(&self, master_name: &str) -> Result<u16, String> {
+        // Short: a caller asking several sentinels moves on from a frozen one.
+        let mut con = self.instance.connect(None, None, CONNECT_TIMEOUT)?;
+        let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(master_name)
+            .query(&mut con)
+            .map_err(|e| format!("SENTINEL get-master-addr-by-name on {}: {e}", self.addr()))?;
+        let (host, port) = addr.ok_or_else(|| format!("{} knows no {master_name}", self.addr()))?;
+        if host != "127.0.0.1" {
+            return Err(format!("{} names primary {host}:{port}", self.addr()));
+        }
+        port.parse()
+            .map_err(|e| format!("{} names port {port:?}: {e}", self.addr()))
+    }
+
+    /// `SENTINEL <subcommand> <master_name>` answered with a list of
+    /// instances (replicas, sentinels), each as field/value pairs.
+    fn instances(
+        &self,
+        subcommand: &str,
+        master_name: &str,
+    ) -> Result<Vec<Vec<(String, String)>>, String> {
+        let mut con = self.instance.connect(None, None, CONNECT_TIMEOUT)?;
+        let flat: Vec<Vec<String>> = redis::cmd("SENTINEL")
+            .arg(subcommand)
+            .arg(master_name)
+            .query(&mut con)
+            .map_err(|e| format!("SENTINEL {subcommand} on {}: {e}", self.addr()))?;
+        Ok(flat
+            .into_iter()
+            .map(|fields| {
+                fields
+                    .chunks(2)
+                    .filter_map(|pair| match pair {
+                        [key, value] => Some((key.clone(), value.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// What is still missing before this sentinel could take part in a
+    /// failover of `master_name` at `primary` with `replicas` replicas and
+    /// `peers` other sentinels; `None` when nothing is.
+    fn missing(
+        &self,
+        master_name: &str,
+        primary: u16,
+        replicas: usize,
+        peers: usize,
+    ) -> Option<String> {
+        match self.primary_port(master_name) {
+            Ok(port) if port == primary => {}
+            Ok(port) => return Some(format!("{} names primary port {port}", self.addr())),
+            Err(e) => return Some(e),
+        }
+        let field = |instance: &Vec<(String, String)>, name: &str| {
+            instance
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        match self.instances("replicas", master_name) {
+            Ok(list) => {
+                let online = list
+                    .iter()
+                    .filter(|r| {
+                        field(r, "flags") == "slave" && field(r, "master-link-status") == "ok"
+                    })
+                    .count();
+                if online != replicas {
+                    return Some(format!(
+                        "{} sees {online} of {replicas} replicas online",
+                        self.addr()
+                    ));
+                }
+            }
+            Err(e) => return Some(e),
+        }
+        match self.instances("sentinels", master_name) {
+            Ok(list) if list.len() == peers => {}
+            Ok(list) => {
+                return Some(format!(
+                    "{} knows {} of {peers} other sentinels",
+                    self.addr(),
+                    list.len()
+                ))
+            }
+            Err(e) => return Some(e),
+        }
+        let quorum = self
+            .instance
+            .connect(None, None, CONNECT_TIMEOUT)
+            .and_then(|mut con| {
+                redis::cmd("SENTINEL")
+                    .arg("ckquorum")
+                    .arg(master_name)
+                    .query::<String>(&mut con)
+                    .map_err(|e| e.to_string())
+            });
+        quorum
+            .err()
+            .map(|e| format!("SENTINEL ckquorum on {}: {e}", self.addr()))
+    }
+}
+
 /// The value of `field` in the text of an INFO reply.
 pub fn info_value(info: &str, field: &str) -> Option<String> {
     info.lines().find_map(|line| {
@@ -646,6 +816,248 @@ pub fn info_value(info: &str, field: &str) -> Option<String> {
             .and_then(|rest| rest.strip_prefix(':'))
             .map(str::to_string)
     })
+}
+
+/// Replicas that INFO replication of a primary shows as `state=online`.
+fn online_replicas(info: &str) -> usize {
+    info.lines()
+        .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+        .count()
+}
+
+/// A primary, its replicas and sentinels monitoring it, all on 127.0.0.1.
+pub struct SentinelSetup {
+    /// The name the sentinels monitor the primary under
+    /// (`redis_master_name`).
+    pub master_name: String,
+    // Sentinels go first (fields drop in order): killed before the
+    // servers, they start no failover while the setup is torn down.
+    sentinels: Vec<RedisSentinel>,
+    servers: Vec<RedisServer>,
+    tls: Option<Arc<TlsFiles>>,
+}
+
+impl SentinelSetup {
+    /// A plain primary with `replicas` replicas and `sentinels` sentinels;
+    /// see [`SentinelSetup::start_with`].
+    pub fn start(master_name: &str, replicas: usize, sentinels: usize) -> Result<Self, String> {
+        Self::start_with(master_name, replicas, sentinels, RedisOptions::default())
+    }
+
+    /// Servers configured by `options` (its `replicaof` is set here): a
+    /// primary and `replicas` replicas of it, then `sentinels` sentinels
+    /// monitoring it with a quorum of 2 (1 for a single sentinel). With a
+    /// password the sentinels authenticate with it (`sentinel auth-pass`);
+    /// with TLS the sentinels listen with TLS too and reach the servers
+    /// over TLS. Returns once the replicas are in sync and every sentinel
+    /// knows the primary, all replicas and all other sentinels, and can
+    /// reach its quorum.
+    pub fn start_with(
+        master_name: &str,
+        replicas: usize,
+        sentinels: usize,
+        options: RedisOptions,
+    ) -> Result<Self, String> {
+        if sentinels == 0 {
+            return Err("a sentinel setup needs at least one sentinel".to_string());
+        }
+        if master_name.is_empty()
+            || !master_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!("unusable master name {master_name:?}"));
+        }
+        let primary = RedisServer::start(RedisOptions {
+            replicaof: None,
+            ..options.clone()
+        })?;
+        let mut servers = vec![primary];
+        for _ in 0..replicas {
+            servers.push(RedisServer::start(RedisOptions {
+                replicaof: Some(servers[0].port()),
+                ..options.clone()
+            })?);
+        }
+        // Sentinels started after the replicas are in sync learn all of
+        // them from their first INFO of the primary instead of 10 s later.
+        wait_until(SETUP_DEADLINE, "replicas in sync", || {
+            let online = online_replicas(&servers[0].info("replication")?);
+            if online == replicas {
+                Ok(None)
+            } else {
+                Ok(Some(format!("{online} of {replicas} replicas online")))
+            }
+        })?;
+        let primary_port = servers[0].port();
+        let quorum = sentinels.min(2);
+        let mut started = Vec::with_capacity(sentinels);
+        for _ in 0..sentinels {
+            let instance =
+                Instance::launch(REDIS_SENTINEL, options.tls.clone(), None, |dir, port| {
+                    Ok(sentinel_config(
+                        dir,
+                        port,
+                        master_name,
+                        primary_port,
+                        quorum,
+                        &options,
+                    ))
+                })?;
+            started.push(RedisSentinel { instance });
+        }
+        let setup = SentinelSetup {
+            master_name: master_name.to_string(),
+            sentinels: started,
+            servers,
+            tls: options.tls.clone(),
+        };
+        wait_until(SETUP_DEADLINE, "sentinels ready", || {
+            Ok(setup
+                .sentinels
+                .iter()
+                .find_map(|s| s.missing(master_name, primary_port, replicas, sentinels - 1)))
+        })?;
+        Ok(setup)
+    }
+
+    /// Every server, the first primary first.
+    pub fn servers(&self) -> &[RedisServer] {
+        &self.servers
+    }
+
+    /// The server listening on `port`.
+    pub fn server(&self, port: u16) -> Option<&RedisServer> {
+        self.servers.iter().find(|s| s.port() == port)
+    }
+
+    /// The sentinels.
+    pub fn sentinels(&self) -> &[RedisSentinel] {
+        &self.sentinels
+    }
+
+    /// `127.0.0.1:<port>` of every sentinel, as in `redis_sentinels`.
+    pub fn sentinel_addrs(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisSentinel::addr).collect()
+    }
+
+    /// The CA the servers' and sentinels' certificates chain to.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_cert.as_path())
+    }
+
+    /// The primary's port according to the first sentinel that answers.
+    pub fn current_primary_port(&self) -> Result<u16, String> {
+        let mut errors = Vec::new();
+        for sentinel in self.live_sentinels() {
+            match sentinel.primary_port(&self.master_name) {
+                Ok(port) => return Ok(port),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(format!("no sentinel names the primary: {errors:?}"))
+    }
+
+    /// The current primary (see [`SentinelSetup::current_primary_port`]).
+    pub fn current_primary(&self) -> Result<&RedisServer, String> {
+        let port = self.current_primary_port()?;
+        self.server(port)
+            .ok_or_else(|| format!("the sentinels name port {port}, none of this setup's servers"))
+    }
+
+    /// Wait until every sentinel still running names one primary other
+    /// than `old_port` and that server says it is a primary; its port.
+    pub fn wait_for_failover(&self, old_port: u16, timeout: Duration) -> Result<u16, String> {
+        let mut new_port = 0;
+        wait_until(timeout, "failover", || {
+            let mut ports = Vec::new();
+            for sentinel in self.live_sentinels() {
+                match sentinel.primary_port(&self.master_name) {
+                    Ok(port) => ports.push(port),
+                    Err(e) => return Ok(Some(e)),
+                }
+            }
+            let Some(&port) = ports.first() else {
+                return Err("no sentinel is running".to_string());
+            };
+            if port == old_port || ports.iter().any(|&p| p != port) {
+                return Ok(Some(format!("sentinels name ports {ports:?}")));
+            }
+            let server = self
+                .server(port)
+                .ok_or_else(|| format!("sentinels name port {port}, not a server of this setup"))?;
+            match server.info_field("replication", "role") {
+                Ok(Some(role)) if role == "master" => {
+                    new_port = port;
+                    Ok(None)
+                }
+                Ok(role) => Ok(Some(format!("port {port} has role {role:?}"))),
+                Err(e) => Ok(Some(e)),
+            }
+        })?;
+        Ok(new_port)
+    }
+
+    fn live_sentinels(&self) -> impl Iterator<Item = &RedisSentinel> {
+        self.sentinels
+            .iter()
+            .filter(|s| s.is_running() && !s.instance.is_frozen())
+    }
+}
+
+fn sentinel_config(
+    dir: &Path,
+    port: u16,
+    master_name: &str,
+    primary_port: u16,
+    quorum: usize,
+    options: &RedisOptions,
+) -> String {
+    let mut lines = vec![
+        "bind 127.0.0.1".to_string(),
+        "daemonize no".to_string(),
+        format!("dir {}", path_value(dir)),
+        format!("logfile {}", path_value(&dir.join("sentinel.log"))),
+    ];
+    match &options.tls {
+        Some(tls) => lines.extend(tls.config_lines(port)),
+        None => lines.push(format!("port {port}")),
+    }
+    lines.extend([
+        "sentinel resolve-hostnames no".to_string(),
+        format!("sentinel monitor {master_name} 127.0.0.1 {primary_port} {quorum}"),
+        format!("sentinel down-after-milliseconds {master_name} 1000"),
+        format!("sentinel failover-timeout {master_name} 3000"),
+        format!("sentinel parallel-syncs {master_name} 1"),
+    ]);
+    if let Some(password) = &options.password {
+        lines.push(format!(
+            "sentinel auth-pass {master_name} {}",
+            quoted(password)
+        ));
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+/// Poll `check` until it reports nothing missing (`Ok(None)`); an `Err`
+/// ends the wait at once. The last thing missing is in the timeout error.
+fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<Option<String>, String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let missing = match check()? {
+            None => return Ok(()),
+            Some(missing) => missing,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("no {what} after {timeout:?}: {missing}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[cfg(test)]
@@ -712,6 +1124,33 @@ mod tests {
         assert_eq!(server.port(), port);
         let value: Option<String> = run(&mut server.admin()?, &["GET", "tf:k"])?;
         assert_eq!(value.as_deref(), Some("v1"), "{}", server.log());
+        Ok(())
+    }
+
+    #[test]
+    fn redis_min_replicas_to_write_needs_a_replica() -> Outcome {
+        let primary = RedisServer::start(RedisOptions {
+            min_replicas_to_write: Some(1),
+            ..RedisOptions::default()
+        })?;
+        let refused = run::<()>(&mut primary.admin()?, &["SET", "tf:k", "1"]);
+        let error = error_of(refused, "a write without replicas was accepted")?;
+        assert!(error.contains("noreplicas"), "{error}");
+
+        let replica = RedisServer::start(RedisOptions {
+            replicaof: Some(primary.port()),
+            ..RedisOptions::default()
+        })?;
+        wait_until(Duration::from_secs(10), "replica online", || {
+            let online = online_replicas(&primary.info("replication")?);
+            Ok((online != 1).then(|| format!("{online} replicas online")))
+        })?;
+        let mut con = primary.admin()?;
+        let () = run(&mut con, &["SET", "tf:k", "1"])?;
+        let acknowledged: i64 = run(&mut con, &["WAIT", "1", "2000"])?;
+        assert_eq!(acknowledged, 1);
+        let copied: String = run(&mut replica.admin()?, &["GET", "tf:k"])?;
+        assert_eq!(copied, "1");
         Ok(())
     }
 
@@ -790,6 +1229,85 @@ mod tests {
         assert_eq!(attempts.get(), 2);
         assert_ne!(instance.port, taken_port);
         assert!(instance.is_running());
+        Ok(())
+    }
+
+    #[test]
+    fn redis_sentinel_failover_promotes_a_replica() -> Outcome {
+        let started = Instant::now();
+        let setup = SentinelSetup::start("tfmaster", 2, 3)?;
+        eprintln!(
+            "sentinel setup (1 primary, 2 replicas, 3 sentinels) ready in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(setup.sentinel_addrs().len(), 3);
+        let old_port = setup.current_primary_port()?;
+        assert_eq!(old_port, setup.servers()[0].port());
+
+        let primary = setup.current_primary()?;
+        let mut con = primary.admin()?;
+        let () = run(&mut con, &["SET", "tf:k", "before"])?;
+        let acknowledged: i64 = run(&mut con, &["WAIT", "2", "2000"])?;
+        assert_eq!(acknowledged, 2);
+
+        let killed = Instant::now();
+        primary.stop();
+        let new_port = setup
+            .wait_for_failover(old_port, Duration::from_secs(20))
+            .map_err(|e| format!("{e}{}", setup.sentinels()[0].log()))?;
+        let promoted_after = killed.elapsed();
+        assert_ne!(new_port, old_port);
+        let promoted = setup.server(new_port).ok_or("unknown promoted port")?;
+        let mut con = promoted.admin()?;
+        let value: String = run(&mut con, &["GET", "tf:k"])?;
+        assert_eq!(value, "before");
+        let () = run(&mut con, &["SET", "tf:k", "after"])?;
+
+        // Backup-code spends WAIT for a replica: how long the new primary
+        // has none.
+        wait_until(
+            Duration::from_secs(15),
+            "replica of the new primary",
+            || {
+                let online = online_replicas(&promoted.info("replication")?);
+                Ok((online != 1).then(|| format!("{online} replicas online")))
+            },
+        )?;
+        eprintln!(
+            "failover: primary {old_port} killed; replica {new_port} promoted and named by \
+             every sentinel after {promoted_after:?}; the other replica following it after {:?}",
+            killed.elapsed()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn redis_sentinel_with_tls_and_password_fails_over_a_frozen_primary() -> Outcome {
+        let setup = SentinelSetup::start_with(
+            "tfsecure",
+            1,
+            3,
+            RedisOptions {
+                tls: Some(TlsFiles::generate()?),
+                password: Some("fleet-admin".to_string()),
+                ..RedisOptions::default()
+            },
+        )?;
+        assert!(setup.ca_file().is_some());
+        let config = fs::read_to_string(setup.sentinels()[0].config_path())
+            .map_err(|e| format!("read sentinel config: {e}"))?;
+        assert!(config.contains("sentinel auth-pass tfsecure"), "{config}");
+
+        let old_port = setup.current_primary_port()?;
+        let frozen = Instant::now();
+        setup.servers()[0].freeze()?;
+        let new_port = setup.wait_for_failover(old_port, Duration::from_secs(20))?;
+        eprintln!(
+            "TLS failover: primary {old_port} frozen, replica {new_port} promoted after {:?}",
+            frozen.elapsed()
+        );
+        assert_eq!(new_port, setup.servers()[1].port());
+        let () = run(&mut setup.servers()[1].admin()?, &["SET", "tf:k", "1"])?;
         Ok(())
     }
 }
