@@ -18,11 +18,15 @@ if [ "${1:-}" = "--test" ]; then
     # FIDO2 end to end (tests/fido2-vm): a QEMU guest (software emulation)
     # with a busybox initramfs; the kernel is fetched with apt-get download.
     packages+=(qemu-system-x86 busybox-static)
+    # The fleet state on Redis (tests/src/redis_servers.rs): real
+    # redis-server and redis-sentinel processes, and openssl to make the CA
+    # and server certificate of the TLS tests.
+    packages+=(redis-server redis-sentinel openssl)
 fi
-# `--bench` (scripts/bench.sh): callgrind and memcheck, and the modules it
-# compares against.
+# `--bench` (scripts/bench.sh): callgrind and memcheck, the modules it
+# compares against, and a redis-server for the fleet-state backend.
 if [ "${1:-}" = "--bench" ]; then
-    packages+=(valgrind libpam-google-authenticator libpam-oath binutils)
+    packages+=(valgrind libpam-google-authenticator libpam-oath binutils redis-server)
 fi
 
 missing=()

@@ -10,6 +10,7 @@ pub mod descriptors;
 pub mod fixtures;
 pub mod namespace;
 pub mod pam_client;
+pub mod redis_servers;
 pub mod sshd;
 pub mod syslog_capture;
 pub mod terminal;
