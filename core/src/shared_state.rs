@@ -116,7 +116,7 @@ impl From<SharedStateError> for Error {
 fn describe(e: &redis::RedisError) -> SharedStateError {
     // The crate's messages hold the server's reply and the I/O error, never
     // the password (it is sent, not quoted).
-    let text = crate::audit::sanitize(&e.to_string());
+    let text = crate::audit::escape_control_chars(&e.to_string()).into_owned();
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         SharedStateError::Unreachable(text)
     } else {
