@@ -22,12 +22,16 @@ use twofactor_integration_tests::descriptors::{
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt, SessionLogin};
+use twofactor_integration_tests::redis_servers::{RedisOptions, RedisServer};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::test_clock_module;
 use twofactor_integration_tests::users::{user, TestUser};
 
 const NOW: u64 = 1_800_000_000;
 const KILL_TRIALS: usize = 1000;
+/// Fewer with the fleet backend: a login killed holding the account's
+/// lease makes the next trial wait for it to run out.
+const KILL_TRIALS_REDIS: usize = 200;
 /// Seed for the kill instants of `logins_killed_at_random_instants`, to
 /// replay a failed run (a fresh random seed when unset).
 const KILL_SEED_VAR: &str = "TWOFACTOR_KILL_SEED";
@@ -505,6 +509,25 @@ fn login_loop() -> ! {
 }
 
 fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
+    killed_at_random_instants(ns, Backend::Local)
+}
+
+/// The same with the fleet backend: a login killed while it holds the
+/// account's lease delays the next by at most the lease, and nothing a
+/// confirmed login recorded is lost, on the server or on the host.
+fn logins_killed_at_random_instants_with_redis(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    killed_at_random_instants(ns, Backend::Redis(&server))
+}
+
+/// Where the login state of a kill test lives.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    Local,
+    Redis(&'a RedisServer),
+}
+
+fn killed_at_random_instants(ns: &TestNamespace, backend: Backend) -> Result<(), Failed> {
     let seed = match std::env::var(KILL_SEED_VAR) {
         Ok(text) => text
             .parse::<u64>()
@@ -515,7 +538,7 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
     // it. The seed fixes the instants; how far each login gets by then still
     // depends on the machine's speed.
     eprintln!("  logins_killed_at_random_instants: {KILL_SEED_VAR}={seed}");
-    kill_logins(ns, StdRng::seed_from_u64(seed)).map_err(|failed| {
+    kill_logins(ns, StdRng::seed_from_u64(seed), backend).map_err(|failed| {
         let why = failed.message().unwrap_or("failed");
         format!("{why} ({KILL_SEED_VAR}={seed} replays the kill instants)").into()
     })
@@ -523,17 +546,28 @@ fn logins_killed_at_random_instants(ns: &TestNamespace) -> Result<(), Failed> {
 
 /// Log in over and over in child processes killed after random delays from
 /// `rng`, and check after each kill that no confirmed login was undone.
-fn kill_logins(ns: &TestNamespace, mut rng: StdRng) -> Result<(), Failed> {
-    let stack = stack(
-        ns,
-        "kill",
-        "",
-        "max_code_failures = 0\nmax_backup_code_failures = 0",
-    );
-    let u = user(9);
+fn kill_logins(ns: &TestNamespace, mut rng: StdRng, backend: Backend) -> Result<(), Failed> {
+    let limits_off = "max_code_failures = 0\nmax_backup_code_failures = 0";
+    let (stack, u, trials) = match backend {
+        Backend::Local => (stack(ns, "kill", "", limits_off), user(9), KILL_TRIALS),
+        Backend::Redis(server) => (
+            stack(
+                ns,
+                "kill-redis",
+                "",
+                &format!(
+                    "{limits_off}\nstate_backend = \"redis\"\nredis_url = \"{}\"\n\
+                     redis_wait_replicas = 0",
+                    server.url()
+                ),
+            ),
+            user(26),
+            KILL_TRIALS_REDIS,
+        ),
+    };
     let enrolled = Enrolled::new(twofactor_core::totp::Algorithm::SHA1, 6, 30, 100);
     let enrollment_path = stack.enroll(&u, &enrolled);
-    let codes_file = ns.scratch.join("kill-backup-codes");
+    let codes_file = ns.scratch.join(format!("{}-backup-codes", stack.service));
     fs::write(&codes_file, enrolled.backup_codes.join("\n"))?;
     let state_path = stack.state_dir.join(format!("{}.state", u.name));
     let salts: Vec<String> = enrolled
@@ -551,12 +585,21 @@ fn kill_logins(ns: &TestNamespace, mut rng: StdRng) -> Result<(), Failed> {
     let mut newest_failure = 0u64;
     // Kill within this many microseconds after start-up; widened when a
     // slow (loaded) machine lets no login complete in that time.
-    let mut kill_window_us: u64 = 40_000;
-    let mut completed_at_last_check = 0;
-    for trial in 0..KILL_TRIALS {
+    let mut kill_window_us: u64 = match backend {
+        Backend::Local => 40_000,
+        // A login also connects to the server and takes the lease.
+        Backend::Redis(_) => 100_000,
+    };
+    let mut completed_at_last_check = (0, 0);
+    for trial in 0..trials {
         if trial % 50 == 49 {
-            let completed = confirmed_steps + confirmed_backup.len();
-            if completed == completed_at_last_check {
+            // Widened while either kind of login stalls (backup codes only
+            // while some are left to spend).
+            let completed = (confirmed_steps, confirmed_backup.len());
+            let backup_left = spent_seen.len() < enrolled.backup_codes.len();
+            if completed.0 == completed_at_last_check.0
+                || (backup_left && completed.1 == completed_at_last_check.1)
+            {
                 kill_window_us = (kill_window_us * 2).min(1_000_000);
             }
             completed_at_last_check = completed;
@@ -594,7 +637,21 @@ fn kill_logins(ns: &TestNamespace, mut rng: StdRng) -> Result<(), Failed> {
             Err(e) if e.kind() == ErrorKind::NotFound && spent_seen.is_empty() => continue,
             Err(e) => return Err(format!("trial {trial}: state file unreadable: {e}").into()),
         };
-        let state = LoginState::parse(&text, "state").map_err(|e| format!("trial {trial}: {e}"))?;
+        let local = LoginState::parse(&text, "state").map_err(|e| format!("trial {trial}: {e}"))?;
+        // What a confirmed login recorded must be on the host and, with the
+        // fleet backend, on the server too: the checks below see the
+        // weaker of the two (the host's file is written first).
+        let state = match backend {
+            Backend::Local => local,
+            Backend::Redis(server) => {
+                let mut admin = server.admin()?;
+                let key = twofactor_core::shared_state::account_keys("tf", &u.name).0;
+                let shared: Option<String> = redis::cmd("GET").arg(&key).query(&mut admin)?;
+                let shared = LoginState::parse(shared.as_deref().unwrap_or(""), &key)
+                    .map_err(|e| format!("trial {trial}: {e}"))?;
+                weaker_of(local, shared)
+            }
+        };
         for line in printed.lines() {
             match line.split_once(' ') {
                 Some(("backup", i)) => confirmed_backup.push(i.parse()?),
@@ -663,10 +720,40 @@ fn kill_logins(ns: &TestNamespace, mut rng: StdRng) -> Result<(), Failed> {
         format!("{} temporary files left", leftovers.len()),
     )?;
     eprintln!(
-        "kill -9 trials: {KILL_TRIALS}, confirmed TOTP logins: {confirmed_steps}, confirmed backup codes: {}",
+        "kill -9 trials ({}): {trials}, confirmed TOTP logins: {confirmed_steps}, confirmed backup codes: {}",
+        match backend {
+            Backend::Local => "local state",
+            Backend::Redis(_) => "Redis",
+        },
         confirmed_backup.len()
     );
     Ok(())
+}
+
+/// What both states hold: the older last step and the spent codes both
+/// know (so a check that something is recorded passes only if both have
+/// it); the failures of the one whose newest failure is older.
+fn weaker_of(local: LoginState, shared: LoginState) -> LoginState {
+    let local_step = local.newest_totp_step();
+    let shared_step = shared.newest_totp_step();
+    let mut weaker = if local_step <= shared_step {
+        local.clone()
+    } else {
+        shared.clone()
+    };
+    weaker.spent_backup_codes = local
+        .spent_backup_codes
+        .iter()
+        .filter(|id| shared.is_spent(id))
+        .cloned()
+        .collect();
+    let newest = |s: &LoginState| s.failures.last().map_or(0, |f| f.time);
+    weaker.failures = if newest(&local) <= newest(&shared) {
+        local.failures
+    } else {
+        shared.failures
+    };
+    weaker
 }
 
 fn disk_full_fails_closed(ns: &TestNamespace) -> Result<(), Failed> {
@@ -1063,6 +1150,10 @@ fn main() {
             (
                 "logins_killed_at_random_instants",
                 logins_killed_at_random_instants,
+            ),
+            (
+                "logins_killed_at_random_instants_with_redis",
+                logins_killed_at_random_instants_with_redis,
             ),
             ("disk_full_fails_closed", disk_full_fails_closed),
             ("odd_homes", odd_homes),
