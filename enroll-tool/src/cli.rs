@@ -149,9 +149,15 @@ Clears the failed attempts recorded in the root-owned login state, under
 the same lock the PAM module takes, so codes and backup codes are accepted
 again at once. Replay protection and spent backup codes are kept.
 
+With state_backend = \"redis\" the failures of the fleet's shared state are
+cleared (under the account's lease, on the server's clock) and the reset
+holds on every host at once. If the shared state cannot be reached, nothing
+is changed (also with redis_unavailable = \"local\"), and the exit status is 2.
+
 Exit status (the rule is in twofactor(1)): 0 cleared (or nothing to
 clear); 1 refused (not root, unknown user); 2 a file or the system is in the
-way (the login state cannot be read or written).";
+way (the login state cannot be read or written, the shared state cannot be
+reached).";
 
 const IMPORT_EXAMPLES: &str = "\
 Examples:
