@@ -374,6 +374,7 @@ impl RedisSettings {
             prefix: self.prefix.clone(),
             wait_replicas: self.wait_replicas,
             wait_timeout: self.wait_timeout,
+            command_timeout: self.command_timeout,
         })
     }
 
@@ -496,6 +497,7 @@ pub struct SharedStore {
     prefix: String,
     wait_replicas: u32,
     wait_timeout: Duration,
+    command_timeout: Duration,
 }
 
 /// The shared state of one account and the server's clock.
@@ -685,10 +687,20 @@ impl SharedStore {
         }
         let wanted = self.wait_replicas;
         if spent_a_backup_code && wanted > 0 {
+            // WAIT answers only after its own timeout when replicas are
+            // missing: a socket timing out first would read a shortfall as
+            // an unreachable server, and leave the late reply to be taken
+            // for the next command's.
+            self.connection
+                .set_read_timeout(Some(self.wait_timeout + self.command_timeout))
+                .map_err(|e| describe(&e))?;
             let acknowledged: i64 = redis::cmd("WAIT")
                 .arg(wanted)
                 .arg(self.wait_timeout.as_millis() as u64)
                 .query(&mut self.connection)
+                .map_err(|e| describe(&e))?;
+            self.connection
+                .set_read_timeout(Some(self.command_timeout))
                 .map_err(|e| describe(&e))?;
             let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
             if acknowledged < wanted {

@@ -549,6 +549,29 @@ pub fn user_file_stem(user: &str) -> String {
     out
 }
 
+/// The user name whose file-name form is `stem` (the inverse of
+/// [`user_file_stem`]), or `None` when no user name has that form: a stem
+/// that does not round-trip (`%41` for a kept character, lower-case hex, a
+/// leading `.`, bytes that are not UTF-8) was not written by this store, and
+/// acting on it could reach another user's state.
+pub fn user_of_file_stem(stem: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(stem.len());
+    let mut rest = stem.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail.get(..2)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(text, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    let user = String::from_utf8(bytes).ok()?;
+    (!user.is_empty() && user_file_stem(&user) == stem).then_some(user)
+}
+
 impl StateStore {
     /// A store in `dir` (not touched until used).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -614,6 +637,51 @@ impl StateStore {
             state,
             _lock: lock,
         })
+    }
+
+    /// The users whose states the directory holds (every `STEM.state`
+    /// whose stem a user name encodes to), sorted, and the names of the
+    /// `.state` files that no user name encodes to (left alone). No
+    /// directory yet: none.
+    pub fn stored_users(&self) -> Result<(Vec<String>, Vec<String>), Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()))
+            }
+            Err(e) => {
+                return Err(Error::file(
+                    &self.dir,
+                    crate::error::FileProblem::Io(files::describe_io_error(&e)),
+                ))
+            }
+        };
+        let (mut users, mut strays) = (Vec::new(), Vec::new());
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                Error::file(
+                    &self.dir,
+                    crate::error::FileProblem::Io(files::describe_io_error(&e)),
+                )
+            })?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".state")) else {
+                if name.as_encoded_bytes().ends_with(b".state") {
+                    strays.push(
+                        crate::audit::escape_control_chars(&name.to_string_lossy()).into_owned(),
+                    );
+                }
+                continue;
+            };
+            match user_of_file_stem(stem) {
+                Some(user) => users.push(user),
+                None => strays
+                    .push(crate::audit::escape_control_chars(&name.to_string_lossy()).into_owned()),
+            }
+        }
+        users.sort();
+        strays.sort();
+        Ok((users, strays))
     }
 
     /// Read a user's state without locking (for display).
@@ -954,5 +1022,55 @@ mod tests {
         assert_eq!(user_file_stem("a.b@example.com"), "a.b@example.com");
         assert_eq!(user_file_stem("../x"), "%2E.%2Fx");
         assert_eq!(user_file_stem("dom\\user"), "dom%5Cuser");
+    }
+
+    #[test]
+    fn file_names_decode_back_to_user_names() {
+        for user in [
+            "alice",
+            "a.b@example.com",
+            "../x",
+            "dom\\user",
+            ".hidden",
+            "x%41",
+            "ünïcode",
+            "with space",
+            "%",
+        ] {
+            let stem = user_file_stem(user);
+            assert_eq!(user_of_file_stem(&stem).as_deref(), Some(user), "{stem}");
+        }
+        // Forms no user name encodes to are refused, not guessed at.
+        for stem in [
+            "",      // no name
+            "%41",   // a kept character escaped
+            "%2e.x", // lower-case hex
+            ".x",    // a leading dot is escaped
+            "%",     // cut short
+            "%4",    // cut short
+            "%G0",   // not hex
+            "%FF",   // not UTF-8
+            "a/b",   // not a kept character
+            "a b",   // not a kept character
+            "%+1",   // from_str_radix would take the sign
+        ] {
+            assert_eq!(user_of_file_stem(stem), None, "{stem:?}");
+        }
+    }
+
+    #[test]
+    fn stored_users_are_listed_and_strays_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("state"));
+        assert_eq!(store.stored_users().unwrap(), (vec![], vec![]));
+        for user in ["bob", "dom\\user", ".dot"] {
+            let locked = store.lock(user, me(), None).unwrap();
+            locked.save().unwrap();
+        }
+        std::fs::write(store.dir().join("%41.state"), "{}").unwrap();
+        std::fs::write(store.dir().join("notes.txt"), "").unwrap();
+        let (users, strays) = store.stored_users().unwrap();
+        assert_eq!(users, [".dot", "bob", "dom\\user"]);
+        assert_eq!(strays, ["%41.state"]);
     }
 }

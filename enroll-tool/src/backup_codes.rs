@@ -32,7 +32,7 @@ pub fn run(args: &BackupCodesArgs) -> Result<(), CliError> {
     let account = account::resolve_target(args.target.user.as_deref())?;
     let caller = account::caller_name();
     let path = enrollment_file::path_of(&config, &account)?;
-    let state = StateView::read(&config, &account.state_name).state();
+    let state = StateView::read(&config, &account.state_name, output::now()?).state();
     let mut terminal = if args.yes {
         None
     } else {

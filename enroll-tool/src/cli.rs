@@ -53,6 +53,10 @@ Examples:
     twofactor enroll --user alice --non-interactive --json --qr-file /tmp/alice.png
     twofactor reset-lockout --user alice
 
+  As root, after moving a host to the fleet's shared state (state_backend =
+  \"redis\"): bring its spent codes along for every account at once:
+    twofactor fleet push
+
 ",
     exit_status_rule!()
 );
@@ -149,9 +153,53 @@ Clears the failed attempts recorded in the root-owned login state, under
 the same lock the PAM module takes, so codes and backup codes are accepted
 again at once. Replay protection and spent backup codes are kept.
 
+With state_backend = \"redis\" the failures of the fleet's shared state are
+cleared (under the account's lease, on the server's clock) and the reset
+holds on every host at once. If the shared state cannot be reached, nothing
+is changed (also with redis_unavailable = \"local\"), and the exit status is 2.
+
 Exit status (the rule is in twofactor(1)): 0 cleared (or nothing to
 clear); 1 refused (not root, unknown user); 2 a file or the system is in the
-way (the login state cannot be read or written).";
+way (the login state cannot be read or written, the shared state cannot be
+reached).";
+
+const FLEET_EXAMPLES: &str = "\
+Examples:
+  sudo twofactor fleet push
+  sudo twofactor fleet push --json
+
+Exit status (the rule is in twofactor(1)): 0 done; 1 refused (not root,
+state_backend is not \"redis\"); 2 the shared state or a file is in the way.";
+
+const FLEET_PUSH_EXAMPLES: &str = "\
+Examples:
+  sudo twofactor fleet push                  # after setting state_backend = \"redis\"
+  sudo twofactor fleet push --json | jq .failed
+
+When a host moves to the shared state (state_backend = \"redis\"), each
+account's spent backup codes, accepted TOTP codes and security-key counters
+kept on this host reach the shared state at the account's next login here.
+Until then another host could accept a code already used here. This command
+pushes every account's at once: each state file in state_dir is locked as a
+login locks it, its account's lease is taken, and what this host remembers
+is merged into the shared state (it only adds: pushing twice is harmless).
+Failed attempts, lockouts and their resets are not pushed: the shared state
+is their authority. The host's files are rewritten with the merged state.
+
+An account that cannot be pushed is reported and the others go on; if the
+server cannot be reached at all, the command stops (also with
+redis_unavailable = \"local\"). Files in state_dir whose names no user name
+is stored under are reported and left alone.
+
+The --json object has the keys state_dir, pushed (a count), unconfirmed and
+failed ([{user, error}]; unconfirmed: pushed, but fewer replicas than
+redis_wait_replicas acknowledged newly spent backup codes) and
+skipped_files.
+
+Exit status (the rule is in twofactor(1)): 0 every account pushed; 1
+refused (not root, state_backend is not \"redis\"); 2 an account not pushed
+or not confirmed by the replicas, the shared state unreachable, or a file in
+the way.";
 
 const IMPORT_EXAMPLES: &str = "\
 Examples:
@@ -355,6 +403,10 @@ pub enum Command {
     /// fix.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+
+    /// Work with the fleet's shared login state (state_backend = "redis").
+    #[command(after_help = FLEET_EXAMPLES)]
+    Fleet(FleetArgs),
 
     /// Register, list and remove FIDO2 security keys.
     ///
@@ -624,6 +676,36 @@ pub struct PamU2fImportArgs {
     pub json: bool,
 }
 
+/// Options of `twofactor fleet`.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+/// The `twofactor fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Merge this host's spent codes and used TOTP steps into the shared
+    /// state, for every account at once (root only).
+    #[command(after_help = FLEET_PUSH_EXAMPLES)]
+    Push(FleetPushArgs),
+}
+
+/// Options of `twofactor fleet push`.
+#[derive(Debug, Args)]
+pub struct FleetPushArgs {
+    /// Read the system configuration from PATH
+    /// [default: /etc/security/pam_twofactor.toml, built-in defaults if absent].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print the result as one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `twofactor fido2`.
 #[derive(Debug, Args)]
 pub struct Fido2Args {
@@ -768,6 +850,17 @@ mod tests {
                 "{name}: {help}"
             );
         }
+        let help = command
+            .find_subcommand_mut("fleet")
+            .and_then(|fleet| fleet.find_subcommand_mut("push"))
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains(twofactor_core::config::DEFAULT_CONFIG_PATH),
+            "{help}"
+        );
+        assert!(help.contains("Exit status (the rule is in twofactor(1))"));
         let help = command.render_long_help().to_string();
         assert!(help.contains(EXIT_STATUS_RULE), "{help}");
     }

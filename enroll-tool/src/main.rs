@@ -19,6 +19,7 @@ mod enrollment_file;
 mod error;
 mod events;
 mod fido2;
+mod fleet;
 mod import;
 mod login_state;
 mod man;
@@ -65,6 +66,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::ResetLockout(args) => reset_lockout::run(&args).map(|()| 0),
         Command::Import(args) => import::run(&args).map(|()| 0),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Fleet(args) => fleet::run(&args),
         Command::Fido2(args) => fido2::run(&args).map(|()| 0),
         Command::GenerateMan(args) => man::run(&args).map(|()| 0),
     }

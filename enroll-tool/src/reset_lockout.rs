@@ -2,10 +2,19 @@
 //! failed attempts in the root-owned login state, under the same per-user
 //! lock the module takes, so a concurrent login cannot lose the change.
 //! Replay protection and spent backup codes are kept.
+//!
+//! With `state_backend = "redis"` the failures that count are the fleet's
+//! (the shared state is their authority): they are cleared under the
+//! account's lease as well as the host's lock, and the reset is written to
+//! both, so it holds on every host at once. A shared state that cannot be
+//! reached is an error even with `redis_unavailable = "local"`: clearing
+//! only this host's copy would change nothing the fleet enforces.
 
 use serde::Serialize;
 
-use twofactor_core::state::StateStore;
+use twofactor_core::config::StateBackend;
+use twofactor_core::login_states::LoginStates;
+use twofactor_core::shared_state::SharedStateError;
 
 use crate::account;
 use crate::cli::ResetLockoutArgs;
@@ -27,9 +36,12 @@ pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
     let config = system_config::load(args.config.as_deref())?;
     let user = account::by_name(&args.user)?;
     let state_name = &user.state_name;
-    let store = StateStore::new(&config.state_dir);
+    let states = LoginStates::new(&config, 0);
+    let store = states.local();
     let exists = |name: &str| store.state_path(name).exists();
-    let cleared = if exists(state_name) || exists(&user.name) {
+    // The shared state may hold failures this host never saw.
+    let shared = config.state_backend == StateBackend::Redis;
+    let cleared = if shared || exists(state_name) || exists(&user.name) {
         // Read even a file grown too large for a login (failures recorded
         // with huge origins by earlier versions), so that it can be repaired
         // without losing the replay protection it holds.
@@ -37,11 +49,40 @@ pub fn run(args: &ResetLockoutArgs) -> Result<(), CliError> {
         if *state_name != user.name {
             store.absorb_alias(&mut locked, &user.name, 0)?;
         }
-        let count = locked
-            .state
-            .clear_failures(&account::caller_name(), output::now()?);
+        let not_reached = |why: &dyn std::fmt::Display| {
+            CliError::System(format!(
+                "the fleet's shared login state cannot be reached ({why}), so {}'s \
+                 failures cannot be cleared; nothing was changed",
+                user.name
+            ))
+        };
+        let mut held =
+            states
+                .hold(locked, state_name, output::now()?)
+                .map_err(|err| match err {
+                    twofactor_core::Error::SharedState(why) if why.is_unreachable() => {
+                        not_reached(&why)
+                    }
+                    other => other.into(),
+                })?;
+        if let Some(why) = &held.fallback {
+            return Err(not_reached(why));
+        }
+        // On the state's clock (the shared server's with Redis), as every
+        // other time in it.
+        let count = held.state.clear_failures(&account::caller_name(), held.now);
         if count > 0 {
-            locked.save()?;
+            match held.save() {
+                Ok(()) => {}
+                // The save also brought this host's spent codes along, and
+                // the replicas did not confirm those in time: the reset
+                // itself is stored, so it is done; the shortfall is the
+                // replicas' (twofactor doctor).
+                Err(twofactor_core::Error::SharedState(
+                    why @ SharedStateError::NotConfirmed { .. },
+                )) => output::warn(&format!("the reset is stored, but {why}")),
+                Err(err) => return Err(err.into()),
+            }
         }
         count
     } else {

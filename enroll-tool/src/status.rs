@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use twofactor_core::config::{Config, UnenrolledPolicy};
+use twofactor_core::config::{Config, StateBackend, UnenrolledPolicy};
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::ratelimit::Locks;
 use twofactor_core::state::{FailureKind, LoginState, StateStore};
@@ -39,8 +39,8 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     let path = enrollment_file::path_of(&config, &account)?;
     let now = output::now()?;
     // Before the switch to the user: root sees the state even where an older
-    // install left it readable only by root.
-    let state = StateView::read(&config, &account.state_name);
+    // install left it readable only by root (or reads the Redis password).
+    let state = StateView::read(&config, &account.state_name, now);
 
     account::become_user(&account)?;
     // Files that cannot even be looked at are reported by reading them.
@@ -58,7 +58,7 @@ pub fn run(args: &StatusArgs) -> Result<(), CliError> {
     if args.json {
         output::print(&output::json_line(&report)?)
     } else {
-        output::print(&report.text(&config, now))
+        output::print(&report.text(&config))
     }
 }
 
@@ -78,6 +78,10 @@ pub struct Report {
     /// TOTP codes of a later time were accepted: the clock was ahead then,
     /// or is behind now.
     clock_problem: Option<ClockReport>,
+    /// The state's clock (the shared server's with the Redis backend), which
+    /// the times shown are relative to.
+    #[serde(skip)]
+    state_now: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,6 +165,9 @@ struct BackupCodesReport {
 
 #[derive(Debug, Serialize)]
 struct StateReport {
+    /// "local": this host's state file (`path`); "redis": the fleet's
+    /// shared state, with this host's file's replay defences taken in.
+    backend: &'static str,
     path: String,
     readable: bool,
     /// False when no login was recorded yet (no state file).
@@ -262,14 +269,17 @@ fn lockout(config: &Config, state: &LoginState, now: u64) -> Lockout {
 }
 
 impl Report {
+    /// `host_now` is this host's clock (which TOTP codes are current);
+    /// windows and lockouts run on the state's (`state_view.now`).
     fn build(
         config: &Config,
         account: &Account,
         file: &EnrollmentFile,
         enrollment: Result<Option<Enrollment>, String>,
         state_view: &StateView,
-        now: u64,
+        host_now: u64,
     ) -> Report {
+        let now = state_view.now;
         let (status, error, enrollment) = match enrollment {
             Ok(Some(enrollment)) if enrollment.has_any_method() => {
                 ("enrolled", None, Some(enrollment))
@@ -362,12 +372,16 @@ impl Report {
                 },
             },
             state: StateReport {
+                backend: match config.state_backend {
+                    StateBackend::Local => "local",
+                    StateBackend::Redis => "redis",
+                },
                 path: store
                     .state_path(&account.state_name)
                     .to_string_lossy()
                     .into_owned(),
                 readable: state.is_some(),
-                recorded: matches!(state_view, StateView::Read(_)),
+                recorded: state_view.is_recorded(),
                 error: state_view.problem().map(str::to_string),
             },
             last_success: state.as_ref().and_then(|s| {
@@ -391,17 +405,19 @@ impl Report {
                 .collect(),
             clock_problem: match (&enrollment, &state) {
                 (Some(enrollment), Some(state)) => {
-                    clock_problem(enrollment, state, now, config.window).map(|p| ClockReport {
+                    clock_problem(enrollment, state, host_now, config.window).map(|p| ClockReport {
                         seconds_ahead: p.seconds_ahead,
                         refuses_current_codes: p.refuses_current_codes,
                     })
                 }
                 _ => None,
             },
+            state_now: now,
         }
     }
 
-    fn text(&self, config: &Config, now: u64) -> String {
+    fn text(&self, config: &Config) -> String {
+        let now = self.state_now;
         let mut out = format!("Two-factor login for {} (uid {})\n", self.user, self.uid);
         let mut row = |label: &str, value: &str| {
             let mut lines = value.lines();
@@ -514,6 +530,12 @@ impl Report {
                 &format!("cannot be read: {why}.\nLast login, failures and lockouts are unknown."),
             );
             return out;
+        }
+        if self.state.backend == "redis" {
+            row(
+                "Login state",
+                "the fleet's shared state (Redis); times are on its server's clock",
+            );
         }
         match &self.last_success {
             Some(success) => {
@@ -660,8 +682,13 @@ fn lockout_text(lockout: &Lockout, user: &str, config: &Config, now: u64) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login_state::Found;
     use std::path::Path;
     use twofactor_core::state::Method;
+
+    fn view(found: Found, now: u64) -> StateView {
+        StateView { found, now }
+    }
 
     fn account() -> Account {
         Account {
@@ -704,7 +731,7 @@ mod tests {
             &account(),
             &EnrollmentFile::configured(Path::new("/home/alice/e.toml")),
             Ok(Some(e)),
-            &StateView::Read(state),
+            &view(Found::Read(state), 2_100),
             2_100,
         );
         assert_eq!(report.methods.backup_codes.remaining, Some(3));
@@ -713,7 +740,7 @@ mod tests {
         assert!(!lockout.backup_codes.locked);
         assert_eq!(report.recent_failures.len(), 5);
         assert_eq!(report.recent_failures[0].time, 2_004);
-        let text = report.text(&config, 2_100);
+        let text = report.text(&config);
         assert!(
             text.contains("codes locked until 1970-01-01 00:48:20 UTC (in 14 minutes)"),
             "{text}"
@@ -738,14 +765,14 @@ mod tests {
             &account(),
             &EnrollmentFile::configured(Path::new("/e")),
             Ok(Some(enrollment())),
-            &StateView::Read(state),
+            &view(Found::Read(state), 200),
             200,
         );
         let lockout = report.lockout.as_ref().unwrap();
         assert!(!lockout.codes.locked);
         assert_eq!(lockout.hosts.len(), 1);
         assert_eq!(lockout.hosts[0].host, "198.51.100.1");
-        let text = report.text(&config, 200);
+        let text = report.text(&config);
         assert!(
             text.contains("codes from 198.51.100.1 locked until"),
             "{text}"
@@ -761,12 +788,15 @@ mod tests {
             &account(),
             &EnrollmentFile::configured(Path::new("/e")),
             Ok(Some(enrollment())),
-            &StateView::Unreadable("the state directory is not accessible".into()),
+            &view(
+                Found::Unreadable("the state directory is not accessible".into()),
+                200,
+            ),
             200,
         );
         assert_eq!(report.methods.backup_codes.remaining, None);
         assert!(report.lockout.is_none());
-        let text = report.text(&config, 200);
+        let text = report.text(&config);
         assert!(
             text.contains("cannot be read: the state directory"),
             "{text}"
@@ -778,12 +808,44 @@ mod tests {
             &account(),
             &EnrollmentFile::configured(Path::new("/e")),
             Ok(None),
-            &StateView::Empty,
+            &view(Found::Empty, 200),
             200,
         );
-        let text = report.text(&config, 200);
+        let text = report.text(&config);
         assert!(text.contains("none (/e does not exist)"), "{text}");
         assert!(text.contains("refused until you enroll"), "{text}");
         assert!(text.contains("Lockout       none"), "{text}");
+    }
+
+    #[test]
+    fn windows_run_on_the_state_clock_and_codes_on_the_host_clock() {
+        // The shared server's clock is an hour ahead of this host's: the
+        // lockout it enforces is shown as the fleet sees it.
+        let config = Config {
+            state_backend: StateBackend::Redis,
+            ..Config::default()
+        };
+        let server_now = 10_000;
+        let mut state = LoginState::default();
+        for t in 0..5 {
+            state.record_failure(FailureKind::Code, None, server_now - 60 + t);
+        }
+        let report = Report::build(
+            &config,
+            &account(),
+            &EnrollmentFile::configured(Path::new("/e")),
+            Ok(Some(enrollment())),
+            &view(Found::Read(state), server_now),
+            server_now - 3_600,
+        );
+        let lockout = report.lockout.as_ref().unwrap();
+        assert_eq!(lockout.codes.until, Some(server_now - 60 + 900));
+        assert_eq!(report.recent_failures.len(), 5);
+        assert!(report.clock_problem.is_none());
+        let text = report.text(&config);
+        assert!(text.contains("(in 14 minutes)"), "{text}");
+        assert!(text.contains("the fleet's shared state (Redis)"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["state"]["backend"], "redis");
     }
 }

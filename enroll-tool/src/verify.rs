@@ -51,7 +51,9 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
     let config = system_config::load(args.target.config.as_deref())?;
     let account = account::resolve_target(args.target.user.as_deref())?;
     let path = enrollment_file::path_of(&config, &account)?;
-    let state_view = StateView::read(&config, &account.state_name);
+    // Before the switch to the user, as status: root reads every state.
+    let asked_at = output::now()?;
+    let state_view = StateView::read(&config, &account.state_name, asked_at);
     let mut terminal = if io::stdin().is_terminal() {
         Some(Terminal::open(
             "to read the code from",
@@ -135,9 +137,12 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
         Verdict::BackupCode { .. } | Verdict::SpentBackupCode => Some("backup-code"),
         Verdict::Wrong => None,
     };
+    // Lockouts run on the state's clock (the shared server's with Redis),
+    // which moved on while the code was typed.
+    let state_now = state_view.now + now.saturating_sub(asked_at);
     let lock = state
         .as_ref()
-        .and_then(|state| lock_for(state, &config, method, now));
+        .and_then(|state| lock_for(state, &config, method, state_now));
 
     if args.json {
         let report = VerifyReport {
@@ -161,7 +166,7 @@ pub fn run(args: &VerifyArgs) -> Result<u8, CliError> {
             out.push_str(&format!(
                 "Note: these codes are locked out until {} after too many failed logins; \
                  a login refuses every code of this kind until then.\n",
-                timefmt::utc_and_relative(until, now)
+                timefmt::utc_and_relative(until, state_now)
             ));
         }
         output::print(&out)?;

@@ -9,8 +9,9 @@
 //! is root's, and is an ELF shared object of this machine exporting
 //! `pam_sm_authenticate` whose libraries are installed (examined, never
 //! loaded); no service asks for the code twice; the state directory is
-//! usable; sshd's effective configuration (`sshd -T`) runs the stack and
-//! cannot bypass it; and the user (the administrator who ran sudo, or
+//! usable, and with `state_backend = "redis"` the shared state is
+//! reachable and kept safely; sshd's effective configuration (`sshd -T`)
+//! runs the stack and cannot bypass it; and the user (the administrator who ran sudo, or
 //! `--user`) has a usable enrollment and is not locked out.
 //!
 //! Modules: `findings` holds what every check shares and depends on no
@@ -18,7 +19,8 @@
 //! none either. `stacks` checks the stacks and their module lines,
 //! `config` the configurations, limits and state directories,
 //! `module_file` the module's file (an ELF image, examined, never loaded),
-//! `sshd` sshd's effective configuration, and `user` the user's enrollment,
+//! `shared_state` the fleet's Redis server, `sshd` sshd's effective
+//! configuration, and `user` the user's enrollment,
 //! lockout and clock (it takes each line's configuration from `config`).
 //! The run and the report are here; no part depends on this file.
 
@@ -26,6 +28,7 @@ mod config;
 mod findings;
 mod module_file;
 mod pam_d;
+mod shared_state;
 mod sshd;
 mod stacks;
 mod user;
@@ -76,6 +79,8 @@ pub fn run(args: &DoctorArgs) -> Result<u8, CliError> {
     for (config, services) in &configs {
         config::check_limits(&mut findings, config, services);
     }
+
+    shared_state::check_shared_states(&mut findings, &configs);
 
     sshd::check_sshd(&mut findings, args, &account, &stacks.asking);
 

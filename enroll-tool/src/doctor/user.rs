@@ -44,10 +44,12 @@ pub(super) fn check_user(
     if configs.is_empty() {
         return;
     }
-    // The login state is root's: read it before becoming the user.
+    // The login state is root's (and so is the Redis password): read it
+    // before becoming the user.
+    let host_now = output::now().unwrap_or(0);
     let states: Vec<StateView> = configs
         .iter()
-        .map(|(c, _)| StateView::read(&c.config, &account.state_name))
+        .map(|(c, _)| StateView::read(&c.config, &account.state_name, host_now))
         .collect();
     if let Err(err) = account::become_user(account) {
         findings.problem(
@@ -61,7 +63,6 @@ pub(super) fn check_user(
         );
         return;
     }
-    let now = output::now().unwrap_or(0);
     for ((line_config, service_list), state) in configs.iter().zip(states) {
         let subject = Subject {
             account,
@@ -70,13 +71,14 @@ pub(super) fn check_user(
             services: service_list.join(", "),
             refuse: verb(service_list, "refuses", "refuse"),
         };
-        check_under(findings, &subject, &state, now);
+        check_under(findings, &subject, &state, host_now);
     }
 }
 
 /// One configuration: the enrollment, what is left of it, and, when the
-/// login state could be read, lockouts and the clock.
-fn check_under(findings: &mut Findings, subject: &Subject, state: &StateView, now: u64) {
+/// login state could be read, lockouts (on the state's clock) and this
+/// host's clock (`host_now`).
+fn check_under(findings: &mut Findings, subject: &Subject, state: &StateView, host_now: u64) {
     let Some(enrollment) = usable_enrollment(findings, subject) else {
         return;
     };
@@ -89,9 +91,16 @@ fn check_under(findings: &mut Findings, subject: &Subject, state: &StateView, no
         return;
     }
     check_backup_codes(findings, subject.account, &enrollment, remaining);
-    if let Some(state) = &view {
-        check_lockout(findings, subject, &enrollment, remaining, state, now);
-        check_clock(findings, subject, &enrollment, state, now);
+    if let Some(login_state) = &view {
+        check_lockout(
+            findings,
+            subject,
+            &enrollment,
+            remaining,
+            login_state,
+            state.now,
+        );
+        check_clock(findings, subject, &enrollment, login_state, host_now);
     }
 }
 
