@@ -127,8 +127,9 @@ fn render(config: &str) -> String {
     out.push_str(
         ".SH \"MODULE ARGUMENTS\"\nA module argument \\fIkey\\fR=\\fIvalue\\fR on the \
          pam.d line overrides the key of the same name for that service, except \
-         \\fBissuer\\fR and the \\fBtotp_*\\fR enrollment defaults, \\fBnotify_command\\fR \
-         and \\fBfido2_helper\\fR; see \\fBpam_twofactor\\fR(8).\n\
+         \\fBissuer\\fR and the \\fBtotp_*\\fR enrollment defaults, \\fBnotify_command\\fR, \
+         \\fBfido2_helper\\fR, \\fBstate_backend\\fR and the \\fBredis_*\\fR keys; see \
+         \\fBpam_twofactor\\fR(8).\n\
          .SH FILES\n.TP\n.B /etc/security/pam_twofactor.toml\nthis file\n\
          .TP\n.B /var/lib/pam_twofactor/\nthe default \\fBstate_dir\\fR\n\
          .SH \"SEE ALSO\"\n\\fBpam_twofactor\\fR(8), \\fBtwofactor\\fR(1), \\fBpam.d\\fR(5)\n",
