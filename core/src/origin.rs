@@ -44,24 +44,27 @@ pub struct TerminalSession {
 }
 
 /// The grace-period origin of a login, scoped by service: `SERVICE|host:RHOST`
-/// for remote logins; `SERVICE|tty:TTY|session:ID@START` for local ones, so
-/// a terminal name reused by a later session does not inherit the grace of
-/// an earlier one. `None` (no grace) for a local login whose terminal
+/// for remote logins; `SERVICE|tty:TTY|session:ID@START|on:THIS_HOST` for
+/// local ones, so that a terminal name reused by a later session does not
+/// inherit the grace of an earlier one, and (on a fleet, where the state is
+/// shared) a session on one machine never matches one on another. `None` (no grace) for a local login whose terminal
 /// session is unknown, or one with neither host nor terminal.
 pub fn grace_origin(
     service: &str,
     host: Option<&str>,
     tty: Option<&str>,
     session: Option<TerminalSession>,
+    this_host: &str,
 ) -> Option<String> {
     let service = bounded(service);
     match (host, tty, session) {
         (Some(host), _, _) => Some(format!("{service}|host:{}", bounded(host))),
         (None, Some(tty), Some(session)) => Some(format!(
-            "{service}|tty:{}|session:{}@{}",
+            "{service}|tty:{}|session:{}@{}|on:{}",
             bounded(tty),
             session.id,
-            session.leader_start
+            session.leader_start,
+            bounded(this_host)
         )),
         _ => None,
     }
@@ -119,18 +122,26 @@ mod tests {
             leader_start: 9000,
         });
         assert_eq!(
-            grace_origin("sshd", Some("192.0.2.1"), Some("ssh"), None).as_deref(),
+            grace_origin("sshd", Some("192.0.2.1"), Some("ssh"), None, "alpha").as_deref(),
             Some("sshd|host:192.0.2.1")
         );
         assert_eq!(
-            grace_origin("sudo", None, Some("/dev/pts/3"), session).as_deref(),
-            Some("sudo|tty:/dev/pts/3|session:41@9000")
+            grace_origin("sudo", None, Some("/dev/pts/3"), session, "alpha").as_deref(),
+            Some("sudo|tty:/dev/pts/3|session:41@9000|on:alpha")
         );
-        assert_eq!(grace_origin("sudo", None, Some("/dev/pts/3"), None), None);
-        assert_eq!(grace_origin("sudo", None, None, session), None);
+        assert_eq!(
+            grace_origin("sudo", None, Some("/dev/pts/3"), None, "alpha"),
+            None
+        );
+        assert_eq!(grace_origin("sudo", None, None, session, "alpha"), None);
         assert_ne!(
-            grace_origin("su", None, Some("/dev/pts/3"), session),
-            grace_origin("sudo", None, Some("/dev/pts/3"), session)
+            grace_origin("su", None, Some("/dev/pts/3"), session, "alpha"),
+            grace_origin("sudo", None, Some("/dev/pts/3"), session, "alpha")
+        );
+        // The same session numbers on another machine of the fleet.
+        assert_ne!(
+            grace_origin("sudo", None, Some("/dev/pts/3"), session, "alpha"),
+            grace_origin("sudo", None, Some("/dev/pts/3"), session, "beta")
         );
     }
 

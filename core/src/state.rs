@@ -844,11 +844,17 @@ mod tests {
             }
         }
         for i in 0..MAX_GRACE_RECORDS * 2 {
+            // A local origin: the longest there is (terminal, session and
+            // machine).
             let origin = crate::origin::grace_origin(
                 &"s".repeat(300),
-                Some(&format!("{i}{}", "h".repeat(300))),
                 None,
-                None,
+                Some(&format!("{i}{}", "t".repeat(300))),
+                Some(crate::origin::TerminalSession {
+                    id: u32::MAX,
+                    leader_start: u64::MAX,
+                }),
+                &"m".repeat(300),
             )
             .unwrap();
             state.record_grace(&origin, now);

@@ -265,6 +265,10 @@ impl System for FakeSystem {
         self.terminal_session
     }
 
+    fn host_name(&self) -> String {
+        "testhost".into()
+    }
+
     fn local_names_of_uid(&self, uid: u32) -> Vec<String> {
         self.accounts
             .values()

@@ -348,8 +348,8 @@ pub fn origins(data: &[u8]) {
         leader_start,
     });
     for origin in [
-        grace_origin(&text, Some(&text), None, None),
-        grace_origin(&text, None, Some(&text), session),
+        grace_origin(&text, Some(&text), None, None, &text),
+        grace_origin(&text, None, Some(&text), session, &text),
     ]
     .into_iter()
     .flatten()

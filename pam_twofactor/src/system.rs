@@ -32,6 +32,9 @@ pub trait System {
     fn terminal_session(&self) -> Option<TerminalSession>;
     /// The names the local account files give `uid` (its aliases).
     fn local_names_of_uid(&self, uid: u32) -> Vec<String>;
+    /// This machine's name (local logins' grace is scoped by it, since a
+    /// fleet shares the state).
+    fn host_name(&self) -> String;
 }
 
 /// The real operating system.
@@ -66,6 +69,10 @@ impl System for HostSystem {
         std::fs::read_to_string("/etc/passwd")
             .map(|passwd| local_names_of_uid(&passwd, uid))
             .unwrap_or_default()
+    }
+
+    fn host_name(&self) -> String {
+        twofactor_core::account::host_name()
     }
 
     fn terminal_session(&self) -> Option<TerminalSession> {

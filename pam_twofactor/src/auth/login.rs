@@ -97,6 +97,7 @@ impl LogContext {
                 raw_host.as_deref(),
                 tty.as_deref(),
                 terminal_session,
+                &system.host_name(),
             )
         } else {
             None
