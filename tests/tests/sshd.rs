@@ -5,7 +5,8 @@
 //!
 //! One sshd serves every trial. tf-user37 logs in with keyboard-interactive
 //! alone; a Match block makes tf-user38 need a public key first; tf-user36
-//! is guessed at from many source addresses (failures count per host).
+//! is guessed at from many source addresses (failures count per host);
+//! tf-user34's logins go to the module configured with the Redis backend.
 
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -16,19 +17,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use twofactor_integration_tests::checks::ensure as check;
+use twofactor_integration_tests::fixtures::Stack;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
-use twofactor_integration_tests::production_module;
+use twofactor_integration_tests::pam_client::code;
+use twofactor_integration_tests::redis_servers::{RedisOptions, RedisServer};
 use twofactor_integration_tests::sshd::{
     enroll_with_tool, generate_key, run_ssh, syslog_flushed, syslog_mark, syslog_since, SshOutcome,
     SshServer, ToolEnrollment,
 };
 use twofactor_integration_tests::terminal::Console;
 use twofactor_integration_tests::users::{user, TestUser};
+use twofactor_integration_tests::{production_module, test_clock_module};
 
 const CODE_ONLY_USER: u32 = 37;
 const KEY_AND_CODE_USER: u32 = 38;
 const ROTATED_USER: u32 = 36;
 const LOW_CODES_USER: u32 = 35;
+const FLEET_USER: u32 = 34;
 const REMOTE_COMMAND: &str = "echo logged-in-$(id -un)";
 const PROMPT: &str = "Verification code:";
 
@@ -48,6 +53,10 @@ struct World {
     key_and_code: Mutex<Account>,
     rotated: Mutex<Account>,
     low_codes: Mutex<Account>,
+    /// Routed to the Redis backend.
+    fleet: Mutex<Account>,
+    redis: RedisServer,
+    fleet_config: PathBuf,
     state_dir: PathBuf,
     attempts: AtomicUsize,
 }
@@ -107,14 +116,21 @@ fn authorize_key(account: &TestUser, public_key: &Path) -> Result<(), String> {
 /// (pam_unix would ask for a password as well) replaced by the module. The
 /// rest of Debian's stack (nologin, common-account, loginuid, limits, env,
 /// common-session, motd) stays, so the login goes through everything a real
-/// one does.
-fn sshd_stack(config: &Path) -> Result<String, String> {
+/// one does. `fleet_user` is routed (pam_succeed_if) to the module with
+/// `fleet_config`, the Redis backend; everyone else to `config`.
+fn sshd_stack(config: &Path, fleet_config: &Path, fleet_user: &str) -> Result<String, String> {
     let installed = fs::read_to_string("/etc/pam.d/sshd")
         .map_err(|e| format!("read /etc/pam.d/sshd (is openssh-server installed?): {e}"))?;
+    let module = production_module();
     let module_line = format!(
-        "auth requisite {} config={}",
-        production_module().display(),
-        config.display()
+        "auth [success=2 default=ignore] pam_succeed_if.so quiet user = {fleet_user}\n\
+         auth requisite {} config={}\n\
+         auth [success=1 default=ignore] pam_permit.so\n\
+         auth requisite {} config={}",
+        module.display(),
+        config.display(),
+        module.display(),
+        fleet_config.display()
     );
     let mut replaced = 0;
     let lines: Vec<String> = installed
@@ -170,14 +186,31 @@ impl World {
             ),
             0o644,
         )?;
+        let redis = RedisServer::start(RedisOptions::default())?;
+        let fleet_config = dir.join("pam_twofactor-fleet.toml");
+        write_root_file(
+            &fleet_config,
+            &format!(
+                "state_dir = \"{}\"\nstate_backend = \"redis\"\nredis_url = \"{}\"\n\
+                 redis_wait_replicas = 0\n",
+                dir.join("fleet-state").display(),
+                redis.url()
+            ),
+            0o644,
+        )?;
         let pam_file = dir.join("pam-sshd");
-        write_root_file(&pam_file, &sshd_stack(&config)?, 0o644)?;
+        write_root_file(
+            &pam_file,
+            &sshd_stack(&config, &fleet_config, &user(FLEET_USER).name)?,
+            0o644,
+        )?;
         bind_file(&pam_file, Path::new("/etc/pam.d/sshd"));
 
         let code_only = enroll(CODE_ONLY_USER, &config)?;
         let key_and_code = enroll(KEY_AND_CODE_USER, &config)?;
         let rotated = enroll(ROTATED_USER, &config)?;
         let low_codes = enroll(LOW_CODES_USER, &config)?;
+        let fleet = enroll(FLEET_USER, &fleet_config)?;
         let client_key = dir.join("client_ed25519");
         generate_key(&client_key)?;
         authorize_key(&key_and_code.user, &client_key.with_extension("pub"))?;
@@ -204,6 +237,9 @@ impl World {
             key_and_code: Mutex::new(key_and_code),
             rotated: Mutex::new(rotated),
             low_codes: Mutex::new(low_codes),
+            fleet: Mutex::new(fleet),
+            redis,
+            fleet_config,
             attempts: AtomicUsize::new(0),
         })
     }
@@ -764,6 +800,72 @@ fn running_out_of_backup_codes_is_told_over_ssh(shared: &Shared) -> Result<(), F
 
 type Test = fn(&Shared) -> Result<(), Failed>;
 
+/// sshd with the Redis backend: the login is decided on the shared state,
+/// so another host (a libpam stack with its own state directory on the
+/// same server) refuses the code sshd accepted, and failures over SSH count
+/// on the server.
+fn fleet_backend_end_to_end(shared: &Shared) -> Result<(), Failed> {
+    let world = shared.world()?;
+    let account = lock(&world.fleet);
+    let t = now();
+    let code_now = account.enrollment.totp.code_at(t).to_string();
+    let login = world.ssh(&account.user, &code_now, ClientAuth::CodeOnly)?;
+    check(login.logged_in_as(&account.user), || {
+        format!(
+            "a correct code with the Redis backend did not log in:\n{}",
+            world.explain(&login)
+        )
+    })?;
+    let key = twofactor_core::shared_state::account_keys("tf", &account.user.name).0;
+    let shared_state = || -> Result<twofactor_core::state::LoginState, Failed> {
+        let mut admin = world.redis.admin()?;
+        let text: Option<String> = redis::cmd("GET").arg(&key).query(&mut admin)?;
+        Ok(twofactor_core::state::LoginState::parse(
+            text.as_deref().unwrap_or(""),
+            &key,
+        )?)
+    };
+    let step = t / account.enrollment.totp.period;
+    let stored = shared_state()?.newest_totp_step();
+    check(stored.is_some_and(|s| s + 1 >= step), || {
+        format!("the server holds step {stored:?} after a login at step {step}")
+    })?;
+    // Another host of the fleet: its own state directory, the same server.
+    let other = Stack::new(
+        &shared.ns,
+        "fleet-other-host",
+        &test_clock_module(),
+        "",
+        &fs::read_to_string(&world.fleet_config)?
+            .lines()
+            .filter(|l| !l.starts_with("state_dir"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    other.write_enrollment_text(
+        &account.user,
+        &fs::read_to_string(&account.enrollment.enrollment_path)?,
+    );
+    let replay = other.login_at(&account.user.name, &code_now, t);
+    check(replay.code != code::SUCCESS, || {
+        format!(
+            "another host accepted the code sshd accepted: {}",
+            code::describe(replay.code)
+        )
+    })?;
+    let wrong = wrong_code(&account.enrollment);
+    let before = shared_state()?.failures.len();
+    let refused = world.ssh(&account.user, &wrong, ClientAuth::CodeOnly)?;
+    check(refused.refused(), || {
+        format!("a wrong code was not refused:\n{}", world.explain(&refused))
+    })?;
+    let after = shared_state()?.failures.len();
+    check(after == before + 1, || {
+        format!("failures on the server: {before} before a wrong code over SSH, {after} after")
+    })?;
+    world.assert_not_logged(&[&code_now, &wrong])
+}
+
 fn main() {
     let shared = Arc::new(Shared {
         ns: namespace::enter(),
@@ -786,6 +888,7 @@ fn main() {
             "rotating_source_addresses_buys_a_bounded_budget",
             rotating_source_addresses_buys_a_bounded_budget,
         ),
+        ("fleet_backend_end_to_end", fleet_backend_end_to_end),
     ];
     let trials = tests
         .into_iter()
@@ -798,6 +901,7 @@ fn main() {
     // exit() skips destructors: stop sshd before it.
     if let Some(Ok(world)) = shared.world.get() {
         world.server.stop();
+        world.redis.stop();
     }
     drop(shared);
     conclusion.exit();
