@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 use twofactor_core::enrollment::encode_base32_secret;
-use twofactor_core::shared_state::account_keys;
+use twofactor_core::login_states::LoginStates;
+use twofactor_core::shared_state::{account_keys, SharedStateError};
 use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_integration_tests::checks::{assert_logged, assert_not_logged, check, ensure};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
@@ -23,7 +24,7 @@ use twofactor_integration_tests::redis_servers::{
     RedisOptions, RedisServer, SentinelSetup, TlsFiles,
 };
 use twofactor_integration_tests::users::{user, TestUser};
-use twofactor_integration_tests::{run_trials, test_clock_module};
+use twofactor_integration_tests::{run_trials, test_clock_module, twofactor_binary};
 
 const NOW: u64 = 1_800_000_000;
 /// The ACL of the module's user: its keys and the commands it sends.
@@ -556,6 +557,210 @@ fn tls_and_acl(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Run `twofactor ARGS --config CONFIG`; its exit code and standard output.
+fn tool(args: &[&str], config: &std::path::Path) -> Result<(i32, String), Failed> {
+    let output = std::process::Command::new(twofactor_binary())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    ))
+}
+
+fn the_tool_works_on_the_shared_state(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(9);
+    let enrolled = Enrolled::standard();
+    let [a, b] = &hosts(ns, "tool", 2, &url_of(&server), &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let wrong = enrolled.wrong_code(NOW);
+    for i in 0..5 {
+        a.login_at(&u.name, &wrong, NOW + i);
+    }
+    // Host B's tool sees the lockout host A's logins caused.
+    let (status, printed) = tool(&["status", "--user", &u.name, "--json"], &b.config_path)?;
+    let json: serde_json::Value = serde_json::from_str(printed.trim())
+        .map_err(|e| format!("status --json: {e}: {printed}"))?;
+    check(
+        status == 0 && json["state"]["backend"] == "redis",
+        format!("status on host B: {status}: {printed}"),
+    )?;
+    ensure(json["lockout"]["codes"]["locked"] == true, || {
+        format!("status on host B does not show the lockout: {printed}")
+    })?;
+    // reset-lockout on host B clears it for the fleet: host A lets the
+    // user in again.
+    let (status, printed) = tool(&["reset-lockout", "--user", &u.name], &b.config_path)?;
+    check(status == 0, format!("reset-lockout: {status}: {printed}"))?;
+    check(
+        failures(&shared_state(&server, &u)?, FailureKind::Code) == 0,
+        "failures left on the server after reset-lockout",
+    )?;
+    // The tool's clock is the real one: so is this login's.
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let current = enrolled.code_at(real_now);
+    check(
+        accepted(&a.login_at(&u.name, &current, real_now)),
+        "host A after a reset on host B",
+    )?;
+    // verify on host B knows the code host A accepted.
+    let output = std::process::Command::new(twofactor_binary())
+        .args(["verify", "--user", &u.name, "--config"])
+        .arg(&b.config_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{current}\n").as_bytes())?;
+            child.wait_with_output()
+        })?;
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    ensure(said.contains("replay"), || {
+        format!("verify on host B of a code host A accepted: {said}")
+    })?;
+
+    // fleet push: a host that spent a backup code on its own state brings
+    // it to the server at once.
+    let c = Stack::new(ns, "tool-push", &test_clock_module(), "", "");
+    c.enroll(&u, &enrolled);
+    check(
+        accepted(&c.login_at(&u.name, &enrolled.backup_codes[3], NOW + 60)),
+        "a backup code on a host with its own state",
+    )?;
+    let config = fs::read_to_string(&c.config_path)?;
+    fs::write(
+        &c.config_path,
+        format!("{config}state_backend = \"redis\"\n{}", url_of(&server)),
+    )?;
+    let (status, printed) = tool(&["fleet", "push", "--json"], &c.config_path)?;
+    check(status == 0, format!("fleet push: {status}: {printed}"))?;
+    let report: serde_json::Value = serde_json::from_str(printed.trim())
+        .map_err(|e| format!("fleet push --json: {e}: {printed}"))?;
+    check(report["pushed"] == 1, format!("fleet push: {printed}"))?;
+    check(
+        !accepted(&b.login_at(&u.name, &enrolled.backup_codes[3], NOW + 61)),
+        "host B accepted a backup code pushed as spent",
+    )
+}
+
+/// The lease: a login waits for another's and then decides; a lease held
+/// for longer than a login waits fails the login closed; a decision whose
+/// lease ran out is not stored.
+fn the_lease_serializes_and_fences(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(10);
+    let enrolled = Enrolled::standard();
+    let [a] = &hosts(ns, "lease", 1, &url_of(&server), &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let (_, lease_key) = account_keys("tf", &u.name);
+    let mut admin = server.admin()?;
+    // Another login's lease with 800 ms left: this one waits it out.
+    redis::cmd("SET")
+        .arg(&lease_key)
+        .arg("someone-else")
+        .arg("PX")
+        .arg(800)
+        .query::<()>(&mut admin)?;
+    let started = Instant::now();
+    let result = a.login_at(&u.name, &enrolled.code_at(NOW), NOW);
+    let waited = started.elapsed();
+    println!("  a login waited {waited:?} for a lease with 800 ms left");
+    check(
+        accepted(&result) && waited >= Duration::from_millis(700),
+        format!("{} after {waited:?}", code::describe(result.code)),
+    )?;
+    // A lease that outlasts the wait: refused, said why.
+    redis::cmd("SET")
+        .arg(&lease_key)
+        .arg("someone-else")
+        .arg("PX")
+        .arg(10_000)
+        .query::<()>(&mut admin)?;
+    let result = a.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30);
+    check(
+        result.code == code::AUTHINFO_UNAVAIL,
+        format!("busy lease: {}", code::describe(result.code)),
+    )?;
+    assert_logged(a, "held the account's lease")?;
+    redis::cmd("DEL").arg(&lease_key).query::<()>(&mut admin)?;
+
+    // Fencing, through the library the module uses: a lease taken, then
+    // lost (it ran out and another login took it), stores nothing.
+    let config = twofactor_core::config::load(&a.config_path, false)?;
+    let states = LoginStates::new(&config, 0);
+    let local = states.local().lock(&u.name, 0, None)?;
+    let mut held = states.hold(local, &u.name, NOW)?;
+    redis::cmd("SET")
+        .arg(&lease_key)
+        .arg("the-next-login")
+        .query::<()>(&mut admin)?;
+    let before = shared_state(&server, &u)?;
+    held.state.spent_backup_codes.push("fenced".into());
+    let saved = held.save();
+    check(
+        matches!(
+            saved,
+            Err(twofactor_core::Error::SharedState(
+                SharedStateError::LeaseLost
+            ))
+        ),
+        format!("a save under a lost lease: {saved:?}"),
+    )?;
+    check(
+        shared_state(&server, &u)? == before,
+        "a decision under a lost lease was stored",
+    )?;
+    redis::cmd("DEL").arg(&lease_key).query::<()>(&mut admin)?;
+    Ok(())
+}
+
+fn failures_count_per_host_fleet_wide(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(11);
+    let enrolled = Enrolled::standard();
+    let config = format!("{}rate_limit_by_host = true\n", url_of(&server));
+    let [a, b] = &hosts(ns, "byhost", 2, &config, &u, &enrolled)[..] else {
+        unreachable!()
+    };
+    let attacker = Some("192.0.2.66");
+    let wrong = enrolled.wrong_code(NOW);
+    // Three guesses from one address through host A, two through host B:
+    // that address is locked on both.
+    for i in 0..3 {
+        a.login_from(&u.name, &[&wrong], NOW + i, attacker);
+    }
+    for i in 3..5 {
+        b.login_from(&u.name, &[&wrong], NOW + i, attacker);
+    }
+    let right = enrolled.code_at(NOW + 30);
+    let locked = a.login_from(&u.name, &[&right], NOW + 30, attacker);
+    check(
+        !accepted(&locked),
+        "an address with 3 + 2 failures over two hosts was not locked",
+    )?;
+    // Another address is not.
+    let elsewhere = b.login_from(&u.name, &[&right], NOW + 30, Some("192.0.2.7"));
+    check(
+        accepted(&elsewhere),
+        format!("another address: {}", code::describe(elsewhere.code)),
+    )
+}
+
 fn keys_of_odd_names_stay_apart(_ns: &TestNamespace) -> Result<(), Failed> {
     let names = ["a", "a}", "{a", "a:b", "a b", "ä", "a\u{0}", "tf:{x}:state"];
     let keys: HashSet<String> = names.iter().map(|n| account_keys("tf", n).0).collect();
@@ -596,6 +801,18 @@ fn main() {
             ("sentinel_failover", sentinel_failover),
             ("tls_and_acl", tls_and_acl),
             ("keys_of_odd_names_stay_apart", keys_of_odd_names_stay_apart),
+            (
+                "the_tool_works_on_the_shared_state",
+                the_tool_works_on_the_shared_state,
+            ),
+            (
+                "the_lease_serializes_and_fences",
+                the_lease_serializes_and_fences,
+            ),
+            (
+                "failures_count_per_host_fleet_wide",
+                failures_count_per_host_fleet_wide,
+            ),
         ],
     );
 }
