@@ -18,6 +18,7 @@ use twofactor_integration_tests::checks::ensure as check;
 use twofactor_integration_tests::fixtures::Enrolled;
 use twofactor_integration_tests::namespace::{self, bind_file, TestNamespace};
 use twofactor_integration_tests::pam_client::{self, code, Attempt};
+use twofactor_integration_tests::redis_servers::{RedisOptions, RedisServer};
 use twofactor_integration_tests::run_trials;
 use twofactor_integration_tests::sshd::generate_key;
 use twofactor_integration_tests::users::{user, TestUser, PASSWORD};
@@ -553,6 +554,70 @@ fn weakened_limits_are_noted(ns: &TestNamespace) -> Result<(), Failed> {
     check(output.status.success(), || shown(&output))
 }
 
+/// With the Redis backend: the server is reached (latency told), and
+/// settings under which spent codes can come back are problems.
+fn shared_state_settings_that_revive_codes(ns: &TestNamespace) -> Result<(), Failed> {
+    let (setup, _) = Setup::good(ns, "fleet", 14)?;
+    let base = fs::read_to_string(&setup.config)?;
+    let with_server = |server: &RedisServer, wait: u32| -> Result<Output, Failed> {
+        write(
+            &setup.config,
+            &format!(
+                "{base}state_backend = \"redis\"\nredis_url = \"{}\"\n\
+                 redis_wait_replicas = {wait}\n",
+                server.url()
+            ),
+            0o644,
+        )?;
+        Ok(setup.doctor(&[]))
+    };
+    let careless = RedisServer::start(RedisOptions {
+        maxmemory_policy: Some("allkeys-lru".into()),
+        ..RedisOptions::default()
+    })?;
+    let output = with_server(&careless, 1)?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for needle in [
+        "maxmemory-policy allkeys-lru",
+        "no persistence",
+        "fewer than redis_wait_replicas = 1",
+        "round trip",
+    ] {
+        check(text.contains(needle), || {
+            format!("no {needle:?} in:\n{text}")
+        })?;
+    }
+    check(!output.status.success(), || shown(&output))?;
+    let careful = RedisServer::start(RedisOptions {
+        maxmemory_policy: Some("noeviction".into()),
+        appendonly: true,
+        ..RedisOptions::default()
+    })?;
+    let output = with_server(&careful, 0)?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for needle in [
+        "maxmemory-policy allkeys-lru",
+        "no persistence",
+        "fewer than",
+    ] {
+        check(!text.contains(needle), || {
+            format!("{needle:?} said of a careful server:\n{text}")
+        })?;
+    }
+    check(text.contains("persistence: append-only file"), || {
+        text.clone()
+    })?;
+    // Stopped: the login would fail closed, which is a problem.
+    careful.stop();
+    let output = setup.doctor(&[]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    check(
+        !output.status.success() && text.contains("unreachable"),
+        || format!("a stopped server:\n{text}"),
+    )?;
+    write(&setup.config, &base, 0o644)
+}
+
 fn sshd_problems(ns: &TestNamespace) -> Result<(), Failed> {
     let (setup, _) = Setup::good(ns, "sshd", 7)?;
     let cases = [
@@ -680,6 +745,10 @@ fn main() {
     run_trials(
         ns,
         vec![
+            (
+                "shared_state_settings_that_revive_codes",
+                shared_state_settings_that_revive_codes,
+            ),
             (
                 "good_setup_passes_and_logs_in",
                 good_setup_passes_and_logs_in,
