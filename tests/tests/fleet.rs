@@ -311,6 +311,28 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
             code::describe(result.code)
         ),
     )?;
+    // Unreachable in the middle of connecting: a listener that never
+    // answers the TLS handshake. Bounded by the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let silent_config = format!(
+        "redis_url = \"rediss://127.0.0.1:{}\"\n{timeouts}",
+        silent.local_addr()?.port()
+    );
+    let silent_host = host(ns, "unavailable-silent", &silent_config);
+    silent_host.enroll(&u, &enrolled);
+    let started = Instant::now();
+    let result = silent_host.login_at(&u.name, &enrolled.code_at(NOW + 100), NOW + 100);
+    let handshake_took = started.elapsed();
+    println!("  TLS handshake never answered: login refused after {handshake_took:?}");
+    check(
+        result.code == code::AUTHINFO_UNAVAIL && handshake_took < Duration::from_millis(700),
+        format!(
+            "silent server: {} after {handshake_took:?}",
+            code::describe(result.code)
+        ),
+    )?;
+    assert_logged(&silent_host, "Redis unreachable")?;
+    drop(silent);
     let allowing = host(
         ns,
         "unavailable-backup",
