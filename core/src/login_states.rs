@@ -100,26 +100,29 @@ impl LoginStates {
     }
 
     /// Run `step` on the login's connection, connecting first if needed. A
-    /// connection that failed is dropped, not reused.
+    /// connection that failed is dropped, not reused. One kept from an
+    /// earlier step (the read before the prompt, minutes ago perhaps) may
+    /// have gone stale meanwhile (a server restarted, a primary demoted by
+    /// a failover): a step failing on it is tried once more on a new one.
     fn on_connection<T>(
         shared: &Shared,
-        step: impl FnOnce(&mut SharedStore) -> Result<T, Error>,
+        mut step: impl FnMut(&mut SharedStore) -> Result<T, Error>,
     ) -> Result<(T, SharedStore), Error> {
+        let kept = shared.connection.borrow_mut().take();
+        if let Some(mut store) = kept {
+            if let Ok(value) = step(&mut store) {
+                return Ok((value, store));
+            }
+        }
         if let Some(why) = shared.unreachable.borrow().as_ref() {
             return Err(why.clone().into());
         }
-        let taken = shared.connection.borrow_mut().take();
-        let mut store = match taken {
-            Some(store) => store,
-            None => {
-                let settings = shared.settings.as_ref().map_err(Clone::clone)?;
-                settings.connect().inspect_err(|e| {
-                    if e.is_unreachable() {
-                        *shared.unreachable.borrow_mut() = Some(e.clone());
-                    }
-                })?
+        let settings = shared.settings.as_ref().map_err(Clone::clone)?;
+        let mut store = settings.connect().inspect_err(|e| {
+            if e.is_unreachable() {
+                *shared.unreachable.borrow_mut() = Some(e.clone());
             }
-        };
+        })?;
         match step(&mut store) {
             Ok(value) => Ok((value, store)),
             Err(e) => {

@@ -751,6 +751,31 @@ fn the_lease_serializes_and_fences(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The connection a login opened for its read before the prompt may have
+/// gone stale by the time the answer comes (the server restarted): the
+/// decision then takes a new one instead of failing.
+fn a_connection_gone_stale_is_replaced(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions {
+        appendonly: true,
+        ..RedisOptions::default()
+    })?;
+    let u = user(12);
+    let stack = host(ns, "stale", &url_of(&server));
+    let config = twofactor_core::config::load(&stack.config_path, false)?;
+    let states = LoginStates::new(&config, 0);
+    let before = states.peek(&u.name, NOW)?;
+    check(before.fallback.is_none(), "the server was not reached")?;
+    server.restart()?;
+    let local = states.local().lock(&u.name, 0, None)?;
+    let mut held = states.hold(local, &u.name, NOW)?;
+    held.state.spent_backup_codes.push("after-restart".into());
+    held.save()?;
+    check(
+        shared_state(&server, &u)?.is_spent("after-restart"),
+        "the decision after the restart was not stored",
+    )
+}
+
 fn failures_count_per_host_fleet_wide(ns: &TestNamespace) -> Result<(), Failed> {
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(11);
@@ -834,6 +859,10 @@ fn main() {
             (
                 "failures_count_per_host_fleet_wide",
                 failures_count_per_host_fleet_wide,
+            ),
+            (
+                "a_connection_gone_stale_is_replaced",
+                a_connection_gone_stale_is_replaced,
             ),
         ],
     );
