@@ -247,6 +247,27 @@ fn concurrent_logins_over_hosts(ns: &TestNamespace) -> Result<(), Failed> {
     )
 }
 
+/// A login on `stack` with `answer` at `now` is refused as unavailable
+/// (PAM_AUTHINFO_UNAVAIL) within `bound`; prints how long it took.
+fn refused_in_time(
+    stack: &Stack,
+    user: &TestUser,
+    answer: &str,
+    now: u64,
+    what: &str,
+    bound: Duration,
+) -> Result<(), Failed> {
+    let started = Instant::now();
+    let result = stack.login_at(&user.name, answer, now);
+    let took = started.elapsed();
+    println!("  {what}: login refused after {took:?}");
+    check(
+        result.code == code::AUTHINFO_UNAVAIL && took < bound,
+        format!("{what}: {} after {took:?}", code::describe(result.code)),
+    )?;
+    assert_logged(stack, "Redis unreachable")
+}
+
 fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Failed> {
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(4);
@@ -269,20 +290,15 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
     // Frozen (SIGSTOP): connections are accepted by the kernel but never
     // answered; the login fails within the command timeout.
     server.freeze()?;
-    let started = Instant::now();
-    let result = fail.login_at(&u.name, &enrolled.code_at(NOW + 30), NOW + 30);
-    let frozen_took = started.elapsed();
-    check(
-        result.code == code::AUTHINFO_UNAVAIL,
-        format!("frozen server: {}", code::describe(result.code)),
-    )?;
-    assert_logged(fail, "Redis unreachable")?;
-    println!("  frozen server: login refused after {frozen_took:?}");
-    // Bounded by the peek before the prompt (its timeout) and nothing
-    // after: the unreachable server is not asked twice in one login.
-    check(
-        frozen_took < Duration::from_millis(300 * 2 + 400),
-        format!("frozen server: the login took {frozen_took:?}"),
+    // Bounded by the read before the prompt (its command timeout) and
+    // nothing after: an unreachable server is not asked twice in a login.
+    refused_in_time(
+        fail,
+        &u,
+        &enrolled.code_at(NOW + 30),
+        NOW + 30,
+        "frozen server",
+        Duration::from_millis(300 * 2 + 400),
     )?;
     // The "local" fallback decides on the host's own state: TOTP works,
     // backup codes are refused.
@@ -300,16 +316,13 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
     server.thaw()?;
     // Stopped: connection refused at once.
     server.stop();
-    let started = Instant::now();
-    let result = fail.login_at(&u.name, &enrolled.code_at(NOW + 90), NOW + 90);
-    let stopped_took = started.elapsed();
-    println!("  stopped server: login refused after {stopped_took:?}");
-    check(
-        result.code == code::AUTHINFO_UNAVAIL && stopped_took < Duration::from_millis(700),
-        format!(
-            "stopped server: {} after {stopped_took:?}",
-            code::describe(result.code)
-        ),
+    refused_in_time(
+        fail,
+        &u,
+        &enrolled.code_at(NOW + 90),
+        NOW + 90,
+        "stopped server",
+        Duration::from_millis(700),
     )?;
     // Unreachable in the middle of connecting: a listener that never
     // answers the TLS handshake. Bounded by the connect timeout.
@@ -320,18 +333,14 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
     );
     let silent_host = host(ns, "unavailable-silent", &silent_config);
     silent_host.enroll(&u, &enrolled);
-    let started = Instant::now();
-    let result = silent_host.login_at(&u.name, &enrolled.code_at(NOW + 100), NOW + 100);
-    let handshake_took = started.elapsed();
-    println!("  TLS handshake never answered: login refused after {handshake_took:?}");
-    check(
-        result.code == code::AUTHINFO_UNAVAIL && handshake_took < Duration::from_millis(700),
-        format!(
-            "silent server: {} after {handshake_took:?}",
-            code::describe(result.code)
-        ),
+    refused_in_time(
+        &silent_host,
+        &u,
+        &enrolled.code_at(NOW + 100),
+        NOW + 100,
+        "TLS handshake never answered",
+        Duration::from_millis(700),
     )?;
-    assert_logged(&silent_host, "Redis unreachable")?;
     drop(silent);
     let allowing = host(
         ns,
