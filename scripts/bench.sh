@@ -9,7 +9,8 @@
 # Other options are passed to the bench binary (tests/src/bin/pam_bench/, `--help` lists them):
 # --iterations N, --cold N, --callgrind-iterations N, --leak-logins N,
 # --memcheck-logins N, --workers N, --skip wall,cold,callgrind,crosscheck,load,
-# concurrency,leak,memcheck. The report is printed and kept in
+# concurrency,leak,memcheck,fleet (fleet: the login state on a redis-server
+# that the bench starts on 127.0.0.1). The report is printed and kept in
 # target/bench/report.txt and target/bench/report.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

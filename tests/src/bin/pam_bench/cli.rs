@@ -96,6 +96,9 @@ pub enum Phase {
     Concurrency,
     Leak,
     Memcheck,
+    /// The login state on a Redis server (`state_backend = "redis"`): the
+    /// fleet scenarios and the fleet concurrency runs, and the server.
+    Fleet,
 }
 
 /// The internal modes: subprocesses the orchestrator starts inside its
@@ -122,7 +125,8 @@ pub enum Mode {
     },
     /// The logins of a plan file (`STACK USER NOW ANSWER` per line), started
     /// at `--start-at` (unix nanoseconds). Prints one return code per line,
-    /// then `elapsed NANOSECONDS`.
+    /// then `elapsed NANOSECONDS`. `--counter`: the file of the counter that
+    /// NOW = `next@BASE` takes the next value of.
     #[command(hide = true)]
     Worker {
         #[arg(long)]
@@ -131,6 +135,8 @@ pub enum Mode {
         plan: PathBuf,
         #[arg(long, default_value_t = 0)]
         start_at: u64,
+        #[arg(long)]
+        counter: Option<PathBuf>,
     },
     /// `--count` logins in this one process, cycling through our scenarios;
     /// prints `rss LOGINS KIB` every `--rss-every` logins.
@@ -243,9 +249,9 @@ mod tests {
             "--workers",
             "40",
             "--skip",
-            "wall,cold,callgrind,crosscheck,load,concurrency,leak,memcheck",
+            "wall,cold,callgrind,crosscheck,load,concurrency,leak,memcheck,fleet",
             "--only",
-            "totp-correct,ga/totp-correct,oath/unenrolled,locked-out",
+            "totp-correct,ga/totp-correct,oath/unenrolled,locked-out,fleet/totp-wrong",
         ]);
         assert_eq!(o.module, PathBuf::from("/"));
         assert_eq!(o.production_module, Some(PathBuf::from("/p.so")));
@@ -260,14 +266,15 @@ mod tests {
                 "leak_logins": 1000, "memcheck_logins": 200, "workers": 16
             })
         );
-        assert_eq!(o.skip.len(), 8);
+        assert_eq!(o.skip.len(), 9);
         assert_eq!(
             o.only,
             [
                 Scenario::TotpOk,
                 Scenario::GaTotpOk,
                 Scenario::OathUnenrolled,
-                Scenario::Locked
+                Scenario::Locked,
+                Scenario::FleetTotpWrong
             ]
         );
     }
@@ -350,15 +357,18 @@ mod tests {
             "/plan0",
             "--start-at",
             "1900000000123456789",
+            "--counter",
+            "/counter",
         ])
         .unwrap();
-        assert!(matches!(
-            cli.mode,
-            Some(Mode::Worker {
-                start_at: 1_900_000_000_123_456_789,
-                ..
-            })
-        ));
+        let Some(Mode::Worker {
+            start_at, counter, ..
+        }) = cli.mode
+        else {
+            panic!("not worker: {:?}", cli.mode)
+        };
+        assert_eq!(start_at, 1_900_000_000_123_456_789);
+        assert_eq!(counter, Some(PathBuf::from("/counter")));
 
         let cli = parse(&[
             "leak",

@@ -1,21 +1,24 @@
 //! Many processes logging in at once, on their own users and on one user,
 //! with the state checked afterwards for lost updates.
 
-use std::collections::BTreeSet;
-use std::fs;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use twofactor_core::state::{LoginState, StateStore};
-use twofactor_core::totp::Algorithm;
+use twofactor_core::totp::{Algorithm, TotpParams};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::pam_client::{self, Attempt};
 
 use crate::context::Ctx;
 use crate::measurement::{log, Bench};
-use crate::scenarios::{code_at, test_user, wrong_code, T0};
+use crate::scenarios::{code_at, read_totp, test_user, wrong_code, T0};
 
 /// One concurrency run (under the report's JSON names).
 #[derive(Debug, Clone, Serialize)]
@@ -72,10 +75,91 @@ fn unix_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// `worker`: the logins of a plan (`STACK USER NOW ANSWER` per line),
-/// started at `start_at` (unix nanoseconds). Prints one return code per
-/// line, then `elapsed NANOSECONDS`.
-pub fn worker(ctx: &Ctx, plan: &str, start_at: u128) {
+/// A counter that the worker processes of one run share: 8 bytes of a
+/// file, mapped shared into each, incremented atomically. It hands out the
+/// steps of the one-user runs in the order the logins start, whichever
+/// process starts them.
+pub struct SharedCounter {
+    value: *const AtomicU64,
+}
+
+impl SharedCounter {
+    /// A new counter at 0 in the file `path`.
+    pub fn create(path: &Path) {
+        fs::write(path, 0u64.to_ne_bytes()).expect("write the counter file");
+    }
+
+    pub fn open(path: &Path) -> SharedCounter {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open the counter file");
+        // SAFETY: a fresh shared mapping of the file's first 8 bytes (the
+        // file has them); no Rust object aliases it. The descriptor may be
+        // closed afterwards: the mapping keeps the file.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED, "mmap the counter file");
+        SharedCounter {
+            value: map.cast::<AtomicU64>(),
+        }
+    }
+
+    /// The counter's value, incremented.
+    pub fn next(&self) -> u64 {
+        // SAFETY: the mapping is page-aligned, 8 bytes long and never
+        // unmapped (it lives until the process exits); every process only
+        // ever touches it through this atomic.
+        unsafe { &*self.value }.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+/// What a plan line answers: NOW is a test-clock time, or `next@BASE` for
+/// BASE + 60 × the counter's next value (steps two apart: see
+/// [`crate::fleet`]); ANSWER is the code, or `-` for the correct code of
+/// NOW from the user's enrollment on the stack.
+fn answer_of(
+    fields: &[&str],
+    stack: &Stack,
+    counter: Option<&SharedCounter>,
+    totps: &mut HashMap<String, TotpParams>,
+) -> (u64, String) {
+    let now = match fields[2].strip_prefix("next@") {
+        Some(base) => {
+            let base: u64 = base.parse().expect("next@BASE");
+            base + 60 * counter.expect("--counter for next@").next()
+        }
+        None => fields[2].parse().expect("NOW"),
+    };
+    let answer = if fields[3] == "-" {
+        let totp = totps.entry(fields[1].to_string()).or_insert_with(|| {
+            let index = fields[1]
+                .strip_prefix("tf-user")
+                .and_then(|n| n.parse().ok())
+                .expect("a test user");
+            read_totp(stack, &test_user(index))
+        });
+        code_at(totp, now)
+    } else {
+        fields[3].to_string()
+    };
+    (now, answer)
+}
+
+/// `worker`: the logins of a plan (`STACK USER NOW ANSWER` per line, STACK
+/// one of `ours`, `relaxed`, `fleet`, `fleet-hostN`), started at `start_at` (unix
+/// nanoseconds). Prints `CODE NOW` per line (the return code, the test-clock
+/// time it ran at), then `elapsed NANOSECONDS`.
+pub fn worker(ctx: &Ctx, plan: &str, start_at: u128, counter: Option<&SharedCounter>) {
     loop {
         let now = unix_nanos();
         if now >= start_at {
@@ -87,26 +171,29 @@ pub fn worker(ctx: &Ctx, plan: &str, start_at: u128) {
     }
     let started = Instant::now();
     let mut out = String::new();
+    let mut totps = HashMap::new();
     for line in plan.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let stack = if fields[0] == "relaxed" {
-            &ctx.ours_relaxed
-        } else {
-            &ctx.ours
+        let stack = match (fields[0], fields[0].strip_prefix("fleet-host")) {
+            (_, Some(h)) => &ctx.fleet().hosts[h.parse::<usize>().expect("fleet-hostN")].0,
+            ("relaxed", _) => &ctx.ours_relaxed,
+            ("fleet", _) => &ctx.fleet().stack,
+            _ => &ctx.ours,
         };
+        let (now, answer) = answer_of(&fields, stack, counter, &mut totps);
         let attempt = Attempt {
-            answers: vec![fields[3].to_string()],
-            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={}", fields[2])],
+            answers: vec![answer],
+            env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
             ..Attempt::default()
         };
         let result = pam_client::authenticate(&stack.confdir, &stack.service, fields[1], &attempt);
-        out.push_str(&format!("{}\n", result.code));
+        out.push_str(&format!("{} {now}\n", result.code));
     }
     out.push_str(&format!("elapsed {}\n", started.elapsed().as_nanos()));
     std::io::stdout().write_all(out.as_bytes()).unwrap();
 }
 
-fn peek(stack: &Stack, user: &str) -> LoginState {
+pub fn peek(stack: &Stack, user: &str) -> LoginState {
     StateStore::new(&stack.state_dir)
         .peek(user, 0)
         .expect("read state")
@@ -120,18 +207,39 @@ fn correct_code_line(user: &str, enrolled: &Enrolled, now: u64) -> String {
 
 impl Bench {
     fn run_workers(&self, label: &str, plans: &[Vec<String>]) -> (Vec<Vec<i32>>, f64) {
+        let (results, elapsed) = self.run_workers_timed(label, plans, false);
+        let codes = results
+            .into_iter()
+            .map(|r| r.into_iter().map(|(code, _)| code).collect())
+            .collect();
+        (codes, elapsed)
+    }
+
+    /// One worker process per plan, started together, on the files of the
+    /// disk or the tmpfs context; the return code and the test-clock time of
+    /// each login, and the seconds they all took.
+    pub fn run_workers_timed(
+        &self,
+        label: &str,
+        plans: &[Vec<String>],
+        tmpfs: bool,
+    ) -> (Vec<Vec<(i32, u64)>>, f64) {
         let dir = self.out_file(&format!("concurrency-{label}"));
         fs::create_dir_all(&dir).unwrap();
         let start_at = unix_nanos() + 300_000_000;
+        let counter = dir.join("counter");
+        SharedCounter::create(&counter);
         let mut children = Vec::new();
         for (w, plan) in plans.iter().enumerate() {
             let path = dir.join(format!("plan{w}"));
             fs::write(&path, plan.join("\n")).unwrap();
             let child = self
-                .subprocess("worker", false)
+                .subprocess("worker", tmpfs)
                 .arg("--plan")
                 .arg(&path)
                 .args(["--start-at", &start_at.to_string()])
+                .arg("--counter")
+                .arg(&counter)
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("spawn worker");
@@ -141,10 +249,16 @@ impl Bench {
         for child in children {
             let out = child.wait_with_output().expect("worker");
             assert!(out.status.success(), "worker failed");
-            let codes: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            let codes: Vec<(i32, u64)> = String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter(|l| !l.starts_with("elapsed"))
-                .map(|l| l.parse().expect("worker code"))
+                .map(|l| {
+                    let (code, now) = l.split_once(' ').expect("CODE NOW");
+                    (
+                        code.parse().expect("worker code"),
+                        now.parse().expect("worker time"),
+                    )
+                })
                 .collect();
             results.push(codes);
         }
@@ -152,7 +266,7 @@ impl Bench {
         (results, elapsed)
     }
 
-    fn record(
+    pub fn record(
         &self,
         key: &str,
         logins: usize,

@@ -15,6 +15,8 @@ use crate::scenarios::{test_user, unix_now, write_oath_usersfile, Family, Scenar
 /// Other users' state (a `.state` and a `.lock` file each) in the state
 /// directory of the "crowded" scenario, as on a server with that many users.
 const CROWD_USERS: u32 = 10_000;
+/// Hosts of the fleet stacks: one per concurrency worker at most.
+pub const FLEET_HOSTS: usize = 16;
 
 /// The fields of a [`Stack`], for the context file.
 #[derive(Serialize, Deserialize)]
@@ -25,6 +27,36 @@ struct StackPaths {
     config_path: PathBuf,
     state_dir: PathBuf,
     enroll_root: PathBuf,
+}
+
+/// Our module with the login state on a Redis server (the fleet backend).
+#[derive(Serialize, Deserialize)]
+pub struct Fleet {
+    /// `redis://127.0.0.1:PORT`, the bench's own server.
+    pub url: String,
+    /// This context's `redis_key_prefix`: the disk and tmpfs contexts'
+    /// users have the same names, and each host state file goes with its
+    /// own shared document.
+    pub key_prefix: String,
+    /// Like `ours`, with `state_backend = "redis"`.
+    #[serde(with = "StackPaths")]
+    pub stack: Stack,
+    /// More stacks like `stack`, each with its own configuration and state
+    /// directory: the hosts of a fleet, sharing only the server.
+    pub hosts: Vec<Host>,
+}
+
+/// One host of [`Fleet::hosts`].
+#[derive(Serialize, Deserialize)]
+pub struct Host(#[serde(with = "StackPaths")] pub Stack);
+
+impl Fleet {
+    /// A connection to the server as its administrator.
+    pub fn admin(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .and_then(|client| client.get_connection())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +83,8 @@ pub struct Ctx {
     /// Like `ours`, with CROWD_USERS other users' files in its state directory.
     #[serde(with = "StackPaths")]
     pub ours_crowded: Stack,
+    /// Absent with `--skip fleet`.
+    pub fleet: Option<Fleet>,
     pub permit: Service,
     pub ga: Option<Service>,
     pub oath: Option<Service>,
@@ -82,13 +116,22 @@ impl Ctx {
             Family::Permit | Family::Ours => true,
             Family::Ga => self.ga.is_some(),
             Family::Oath => self.oath.is_some(),
+            Family::Fleet => self.fleet.is_some(),
         }
+    }
+
+    pub fn fleet(&self) -> &Fleet {
+        self.fleet.as_ref().expect("the fleet backend is set up")
     }
 
     pub fn service_of(&self, family: Family) -> (&Path, &str) {
         match family {
             Family::Permit => (&self.permit.confdir, &self.permit.service),
             Family::Ours => (&self.ours.confdir, &self.ours.service),
+            Family::Fleet => {
+                let stack = &self.fleet().stack;
+                (&stack.confdir, &stack.service)
+            }
             Family::Ga => {
                 let s = self.ga.as_ref().expect("GA not installed");
                 (&s.confdir, &s.service)
@@ -177,20 +220,49 @@ fn random_secret() -> Vec<u8> {
     secret
 }
 
+/// The configuration lines of our stack on the Redis server at `url`. No
+/// replica runs beside the bench's server, so no backup-code spend could be
+/// acknowledged by one: `redis_wait_replicas = 0` (with the default, 1,
+/// every backup-code login would wait `redis_wait_timeout_ms` and be
+/// refused; TOTP logins never wait).
+pub fn fleet_config(url: &str, key_prefix: &str) -> String {
+    format!(
+        "state_backend = \"redis\"\nredis_url = \"{url}\"\nredis_wait_replicas = 0\n\
+         redis_key_prefix = \"{key_prefix}\"\n"
+    )
+}
+
 /// One set of stacks and files. `tmpfs`: everything the modules read and
 /// write is on a tmpfs (no disk flush), else on the scratch directory's file
-/// system (the disk, like /var/lib and /home).
-pub fn setup(ns: &namespace::TestNamespace, module: &Path, out_dir: &Path, tmpfs: bool) -> Ctx {
+/// system (the disk, like /var/lib and /home). `redis_url`: the server of
+/// the fleet stack (none without it).
+pub fn setup(
+    ns: &namespace::TestNamespace,
+    module: &Path,
+    out_dir: &Path,
+    tmpfs: bool,
+    redis_url: Option<&str>,
+) -> Ctx {
     let label = if tmpfs { "tmpfs" } else { "disk" };
     let root = ns.scratch.join(format!("bench-{label}"));
     let suffix = if tmpfs { "-t" } else { "" };
     let service = format!("bench{suffix}");
     let relaxed_service = format!("bench-relaxed{suffix}");
     let crowded_service = format!("bench-crowded{suffix}");
+    let fleet_service = format!("bench-fleet{suffix}");
+    let host_services: Vec<String> = match redis_url {
+        Some(_) => (0..FLEET_HOSTS)
+            .map(|h| format!("bench-fleet-host{h}{suffix}"))
+            .collect(),
+        None => Vec::new(),
+    };
     if tmpfs {
         mount_tmpfs(&root);
         // Stack::new puts each stack in SCRATCH/stack-SERVICE.
-        for s in [&service, &relaxed_service, &crowded_service] {
+        for s in [&service, &relaxed_service, &crowded_service, &fleet_service]
+            .into_iter()
+            .chain(&host_services)
+        {
             mount_tmpfs(&ns.scratch.join(format!("stack-{s}")));
         }
     } else {
@@ -208,6 +280,19 @@ pub fn setup(ns: &namespace::TestNamespace, module: &Path, out_dir: &Path, tmpfs
     );
     let ours_crowded = Stack::new(ns, &crowded_service, module, "", "");
     populate_state_dir(&ours_crowded.state_dir);
+    let fleet = redis_url.map(|url| {
+        let key_prefix = format!("bench-{label}");
+        let config = fleet_config(url, &key_prefix);
+        Fleet {
+            url: url.to_string(),
+            stack: Stack::new(ns, &fleet_service, module, "", &config),
+            hosts: host_services
+                .iter()
+                .map(|s| Host(Stack::new(ns, s, module, "", &config)))
+                .collect(),
+            key_prefix,
+        }
+    });
     let permit_module = security_dir_module("pam_permit.so").expect("pam_permit.so not found");
     let permit = Service {
         confdir: root.join("permit/pam.d"),
@@ -257,6 +342,7 @@ pub fn setup(ns: &namespace::TestNamespace, module: &Path, out_dir: &Path, tmpfs
         ours,
         ours_relaxed,
         ours_crowded,
+        fleet,
         permit,
         ga,
         oath,
@@ -273,6 +359,13 @@ pub fn setup(ns: &namespace::TestNamespace, module: &Path, out_dir: &Path, tmpfs
     }
     let crowded = test_user(Scenario::TotpOkCrowded.user_index());
     ctx.ours_crowded.enroll(&crowded, &Enrolled::standard());
+    if let Some(fleet) = &ctx.fleet {
+        for s in [Scenario::FleetTotpOk, Scenario::FleetTotpWrong] {
+            fleet
+                .stack
+                .enroll(&test_user(s.user_index()), &Enrolled::standard());
+        }
+    }
     if ctx.oath.is_some() {
         write_oath_usersfile(&ctx, unix_now());
     }

@@ -24,8 +24,10 @@
 //!
 //! Plus the load cost of each module in a C host ([`load`]), a concurrency
 //! benchmark (many processes, different users and one user, with the state
-//! checked for lost updates: [`concurrency`]) and a leak check (memcheck over
-//! many logins in one process, and RSS sampled along the way: [`leak`]).
+//! checked for lost updates: [`concurrency`]), a leak check (memcheck over
+//! many logins in one process, and RSS sampled along the way: [`leak`]) and
+//! the fleet backend, the login state on a real redis-server, side by side
+//! with the local one ([`fleet`]).
 //!
 //! Internal modes (`loop`, `once`, `worker`, `leak`: [`cli::Mode`]) are the
 //! subprocesses the orchestrator starts inside its namespace; they are not
@@ -34,6 +36,7 @@
 mod cli;
 mod concurrency;
 mod context;
+mod fleet;
 mod leak;
 mod load;
 mod measurement;
@@ -135,8 +138,11 @@ fn orchestrate(mut opts: Options) {
     let ns = namespace::enter();
     let sink = drain_dev_log();
     let machine = report::machine_info();
-    let disk = context::setup(&ns, &opts.module, &opts.out_dir, false);
-    let tmpfs = context::setup(&ns, &opts.module, &opts.out_dir, true);
+    // Up until the report is printed; killed when dropped, a panic included.
+    let redis = (!opts.skip.contains(&Phase::Fleet)).then(fleet::start_server);
+    let url = redis.as_ref().map(|server| server.url());
+    let disk = context::setup(&ns, &opts.module, &opts.out_dir, false, url.as_deref());
+    let tmpfs = context::setup(&ns, &opts.module, &opts.out_dir, true, url.as_deref());
     let mut bench = Bench {
         disk,
         tmpfs,
@@ -174,6 +180,13 @@ fn orchestrate(mut opts: Options) {
     if !bench.skip(Phase::Concurrency) {
         bench.extra.concurrency = Some(bench.run_concurrency());
     }
+    if redis.is_some() {
+        let concurrency = (!bench.skip(Phase::Concurrency)).then(|| {
+            log("fleet: concurrency, local and Redis backends");
+            bench.run_fleet_concurrency()
+        });
+        bench.extra.fleet = Some(fleet::FleetReport::of(&bench, concurrency));
+    }
     if !(bench.skip(Phase::Leak) && bench.skip(Phase::Memcheck)) {
         bench.extra.leak = Some(bench.run_leak());
     }
@@ -196,6 +209,7 @@ fn orchestrate(mut opts: Options) {
     if let Some(path) = &bench.opts.json {
         report::write_json(path, &bench, &machine, sink_lines);
     }
+    drop(redis);
 }
 
 fn main() {
@@ -213,9 +227,16 @@ fn main() {
             ctx,
             plan,
             start_at,
+            counter,
         }) => {
             let plan = fs::read_to_string(plan).expect("read plan");
-            concurrency::worker(&Ctx::load(&ctx), &plan, u128::from(start_at));
+            let counter = counter.map(|path| concurrency::SharedCounter::open(&path));
+            concurrency::worker(
+                &Ctx::load(&ctx),
+                &plan,
+                u128::from(start_at),
+                counter.as_ref(),
+            );
         }
         Some(Mode::Leak {
             ctx,

@@ -378,13 +378,14 @@ impl Bench {
     }
 
     fn record_state_size(&mut self, s: Scenario, tmpfs: bool) {
-        if s.family() == Family::Ours && s != Scenario::Unenrolled {
+        if matches!(s.family(), Family::Ours | Family::Fleet) && s != Scenario::Unenrolled {
             let user = format!("tf-user{}", s.user_index());
             let ctx = self.ctx(tmpfs);
-            let stack = if s == Scenario::TotpOkCrowded {
-                &ctx.ours_crowded
-            } else {
-                &ctx.ours
+            // The host's own file (with the fleet backend, the host's copy).
+            let stack = match s {
+                Scenario::TotpOkCrowded => &ctx.ours_crowded,
+                Scenario::FleetTotpOk | Scenario::FleetTotpWrong => &ctx.fleet().stack,
+                _ => &ctx.ours,
             };
             let path = StateStore::new(&stack.state_dir).state_path(&user);
             let bytes = fs::metadata(path).ok().map(|m| m.len());

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::Options;
 use crate::concurrency::Concurrency;
+use crate::fleet::FleetReport;
 use crate::leak::Leak;
 use crate::load::{ModuleLoad, BENCHMARKED};
 use crate::measurement::{Bench, Figures, Wall};
@@ -41,6 +42,8 @@ pub struct Extra {
     pub concurrency: Option<Concurrency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<Leak>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
 }
 
 /// The `--json` document.
@@ -153,7 +156,7 @@ fn median(w: Option<Wall>) -> Option<f64> {
     w.map(|w| w.median_us)
 }
 
-fn target(label: &str, value: Option<bool>, detail: String) {
+pub fn target(label: &str, value: Option<bool>, detail: String) {
     let verdict = match value {
         Some(true) => "met",
         Some(false) => "MISSED",
@@ -379,6 +382,9 @@ pub fn print_report(bench: &Bench, machine: &Machine, sink_lines: u64) {
             );
         }
     }
+    if let Some(fleet) = &bench.extra.fleet {
+        fleet.print(bench.opts.workers);
+    }
     println!();
     println!("syslog lines received on the private /dev/log: {sink_lines}");
 }
@@ -543,6 +549,7 @@ mod tests {
             load: Some(Some(vec![load])),
             concurrency: None,
             leak: Some(leak),
+            fleet: None,
         };
         let v = serde_json::to_value(&extra).unwrap();
         assert_eq!(keys(&v), ["leak", "load"]);

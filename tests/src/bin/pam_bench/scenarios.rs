@@ -10,6 +10,8 @@ use clap::ValueEnum;
 use data_encoding::BASE32_NOPAD;
 use twofactor_core::enrollment::Enrollment;
 use twofactor_core::secret::SecretBytes;
+use twofactor_core::shared_state::account_keys;
+use twofactor_core::state::LoginState;
 use twofactor_core::totp::{Algorithm, TotpParams};
 use twofactor_integration_tests::fixtures::{Enrolled, Stack};
 use twofactor_integration_tests::pam_client::{self, code::SUCCESS, Attempt, AttemptResult};
@@ -25,6 +27,9 @@ pub const T_LOCK: u64 = 1_800_000_000;
 /// 900 s, 10 backup-code failures per 3600 s) a lockout never starts, so every
 /// wrong answer is really checked.
 const FAILURE_SPACING: u64 = 361;
+/// Failures a wrong-code login finds in its state: with FAILURE_SPACING
+/// under the 900 s window, the two previous ones.
+const KEPT_FAILURES: usize = 2;
 /// Iterations before the measured ones in each warm run.
 pub const WARMUP: u64 = 10;
 
@@ -48,6 +53,8 @@ pub enum Family {
     Ours,
     Ga,
     Oath,
+    /// Ours with the login state on Redis (`state_backend = "redis"`).
+    Fleet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,9 +75,11 @@ pub enum Scenario {
     OathOk,
     OathWrong,
     OathUnenrolled,
+    FleetTotpOk,
+    FleetTotpWrong,
 }
 
-pub const ALL: [Scenario; 16] = [
+pub const ALL: [Scenario; 18] = [
     Scenario::Permit,
     Scenario::TotpOk,
     Scenario::TotpWrong,
@@ -87,6 +96,8 @@ pub const ALL: [Scenario; 16] = [
     Scenario::OathOk,
     Scenario::OathWrong,
     Scenario::OathUnenrolled,
+    Scenario::FleetTotpOk,
+    Scenario::FleetTotpWrong,
 ];
 
 /// Our scenarios the leak check cycles through.
@@ -128,6 +139,8 @@ impl Scenario {
             Scenario::OathOk => "oath/totp-correct",
             Scenario::OathWrong => "oath/totp-wrong",
             Scenario::OathUnenrolled => "oath/unenrolled",
+            Scenario::FleetTotpOk => "fleet/totp-correct",
+            Scenario::FleetTotpWrong => "fleet/totp-wrong",
         }
     }
 
@@ -147,12 +160,22 @@ impl Scenario {
             | Scenario::GaScratchWrong
             | Scenario::GaUnenrolled => Family::Ga,
             Scenario::OathOk | Scenario::OathWrong | Scenario::OathUnenrolled => Family::Oath,
+            Scenario::FleetTotpOk | Scenario::FleetTotpWrong => Family::Fleet,
         }
     }
 
-    /// The test account of the scenario (each has its own state).
+    /// The test account of the scenario (each has its own state). A fleet
+    /// scenario shares its local twin's account (its files are in a stack
+    /// of their own): looking an account up in /etc/passwd costs more the
+    /// later it stands there, and the difference of the two scenarios
+    /// would count that too.
     pub fn user_index(self) -> u32 {
-        ALL.iter().position(|s| *s == self).unwrap_or(0) as u32
+        let account_of = match self {
+            Scenario::FleetTotpOk => Scenario::TotpOk,
+            Scenario::FleetTotpWrong => Scenario::TotpWrong,
+            s => s,
+        };
+        ALL.iter().position(|s| *s == account_of).unwrap_or(0) as u32
     }
 
     fn expects_success(self) -> bool {
@@ -165,6 +188,7 @@ impl Scenario {
                 | Scenario::GaTotpOk
                 | Scenario::GaScratchOk
                 | Scenario::OathOk
+                | Scenario::FleetTotpOk
         )
     }
 
@@ -341,6 +365,8 @@ pub struct Runner<'a> {
     pub user: TestUser,
     totp: Option<TotpParams>,
     backup_pool: Vec<String>,
+    /// The Redis server of the fleet scenarios, to prepare the shared state.
+    shared: Option<redis::Connection>,
 }
 
 impl<'a> Runner<'a> {
@@ -352,6 +378,7 @@ impl<'a> Runner<'a> {
             user,
             totp: None,
             backup_pool: Vec::new(),
+            shared: None,
         };
         match scenario.family() {
             Family::Ours if scenario != Scenario::Unenrolled => {
@@ -359,6 +386,12 @@ impl<'a> Runner<'a> {
                     runner.provision_backup_codes();
                 }
                 runner.totp = Some(read_totp(runner.stack(), &runner.user));
+            }
+            Family::Fleet => {
+                runner.totp = Some(read_totp(runner.stack(), &runner.user));
+                if scenario == Scenario::FleetTotpWrong {
+                    runner.shared = Some(ctx.fleet().admin());
+                }
             }
             Family::Ga => runner.totp = Some(sha1_totp(&ctx.ga_secret)),
             Family::Oath => runner.totp = Some(sha1_totp(&ctx.oath_secret)),
@@ -376,15 +409,15 @@ impl<'a> Runner<'a> {
 
     /// Our stack of the scenario.
     fn stack(&self) -> &'a Stack {
-        if self.scenario == Scenario::TotpOkCrowded {
-            &self.ctx.ours_crowded
-        } else {
-            &self.ctx.ours
+        match self.scenario {
+            Scenario::TotpOkCrowded => &self.ctx.ours_crowded,
+            Scenario::FleetTotpOk | Scenario::FleetTotpWrong => &self.ctx.fleet().stack,
+            _ => &self.ctx.ours,
         }
     }
 
     pub fn service(&self) -> (&'a Path, &'a str) {
-        if self.scenario.family() == Family::Ours {
+        if matches!(self.scenario.family(), Family::Ours | Family::Fleet) {
             let stack = self.stack();
             return (&stack.confdir, &stack.service);
         }
@@ -408,9 +441,14 @@ impl<'a> Runner<'a> {
         };
         match self.scenario {
             Scenario::Permit => Attempt::default(),
-            Scenario::TotpOk | Scenario::TotpOkCrowded => {
+            Scenario::TotpOk | Scenario::TotpOkCrowded | Scenario::FleetTotpOk => {
                 let now = T0 + 15 + i * 30;
                 with_clock(code_at(self.totp(), now), now)
+            }
+            Scenario::FleetTotpWrong => {
+                self.forget_old_shared_failures();
+                let now = T0 + 15 + i * FAILURE_SPACING;
+                with_clock(wrong_code(self.totp(), now), now)
             }
             Scenario::TotpWrong => {
                 let now = T0 + 15 + i * FAILURE_SPACING;
@@ -470,6 +508,31 @@ impl<'a> Runner<'a> {
                 plain(wrong_code(self.totp(), now))
             }
             Scenario::OathUnenrolled => plain("123456".into()),
+        }
+    }
+
+    /// The shared state as the local one is before a wrong-code login of
+    /// [`Scenario::TotpWrong`]: holding the two previous failures. Failure
+    /// windows run on the Redis server's clock, which the test clock does
+    /// not move, so without this the default limits (5 failures per 900 s)
+    /// would lock the user out after five logins and every later one would
+    /// be refused unchecked.
+    fn forget_old_shared_failures(&mut self) {
+        let fleet = self.ctx.fleet();
+        let (key, _) = account_keys(&fleet.key_prefix, &self.user.name);
+        let con = self.shared.as_mut().expect("fleet connection");
+        let text: Option<String> = redis::cmd("GET").arg(&key).query(con).expect("GET");
+        let Some(text) = text else { return };
+        let mut state = LoginState::parse(&text, &key).expect("shared state");
+        let excess = state.failures.len().saturating_sub(KEPT_FAILURES);
+        if excess > 0 {
+            // Recorded in time order: the oldest come first.
+            state.failures.drain(..excess);
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(state.to_text())
+                .query::<()>(con)
+                .expect("SET");
         }
     }
 
@@ -545,7 +608,17 @@ mod tests {
         for s in ALL {
             assert_eq!(Scenario::from_str(s.name(), false), Ok(s));
         }
-        let users: std::collections::BTreeSet<u32> = ALL.iter().map(|s| s.user_index()).collect();
-        assert_eq!(users.len(), ALL.len());
+        let (fleet, others): (Vec<Scenario>, Vec<Scenario>) =
+            ALL.iter().partition(|s| s.family() == Family::Fleet);
+        let users: std::collections::BTreeSet<u32> =
+            others.iter().map(|s| s.user_index()).collect();
+        assert_eq!(users.len(), others.len());
+        assert_eq!(
+            fleet.iter().map(|s| s.user_index()).collect::<Vec<_>>(),
+            [
+                Scenario::TotpOk.user_index(),
+                Scenario::TotpWrong.user_index()
+            ]
+        );
     }
 }
