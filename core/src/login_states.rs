@@ -186,6 +186,9 @@ impl LoginStates {
             Ok((lease, store)) => {
                 let mut state = lease.state.clone();
                 state.take_replay_defences(&local.state);
+                // Which of this host's alias files were taken in is the
+                // host's own fact, not the fleet's.
+                state.aliases_merged = local.state.aliases_merged;
                 Ok(HeldState {
                     state,
                     now: lease.now,
@@ -219,23 +222,33 @@ fn unreachable_of(e: Error) -> SharedStateError {
 }
 
 impl HeldState {
-    /// Write `state` to the host's file, then to the shared state (while
-    /// the lease is still this login's), giving the lease back. A backup
+    /// Write `state` to the shared state (while the lease is still this
+    /// login's), giving the lease back, and to the host's file (whatever
+    /// became of the shared write: it only adds what was decided). A backup
     /// code newly spent waits for the replicas `redis_wait_replicas` asks
     /// for. An error means the decision must not stand (the login fails);
     /// what was written stays written, so a code is never revived.
     pub fn save(&mut self) -> Result<(), Error> {
+        // The shared state first, so that the lease is held no longer than
+        // the decision needs (the host's file is flushed to disk); the
+        // host's file is still written before the login may succeed, under
+        // its lock, held until this is dropped.
+        let shared_result = self.save_shared();
         self.local.state = self.state.clone();
-        self.local.save()?;
+        let local_result = self.local.save();
+        shared_result.and(local_result)
+    }
+
+    fn save_shared(&mut self) -> Result<(), Error> {
         let Some(shared) = &mut self.shared else {
             return Ok(());
         };
         if shared.done {
-            return Err(crate::shared_state::SharedStateError::LeaseLost.into());
+            return Err(SharedStateError::LeaseLost.into());
         }
         shared.done = true;
         let Some(store) = shared.store.as_mut() else {
-            return Err(crate::shared_state::SharedStateError::LeaseLost.into());
+            return Err(SharedStateError::LeaseLost.into());
         };
         let spent = self
             .state

@@ -491,6 +491,22 @@ local now = redis.call('TIME')
 return {now[1], redis.call('GET', KEYS[1]) or ''}
 ";
 
+/// The scripts, hashed once per process (their SHA-1 names them to
+/// `EVALSHA`).
+static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+    take_lease: redis::Script::new(TAKE_LEASE),
+    store: redis::Script::new(STORE),
+    release: redis::Script::new(RELEASE),
+    peek: redis::Script::new(PEEK),
+});
+
+struct Scripts {
+    take_lease: redis::Script,
+    store: redis::Script,
+    release: redis::Script,
+    peek: redis::Script,
+}
+
 /// A connection to the primary holding the shared state.
 pub struct SharedStore {
     connection: redis::Connection,
@@ -594,7 +610,8 @@ impl SharedStore {
     /// The account's state and the server's clock, without the lease.
     pub fn peek(&mut self, state_name: &str) -> Result<Peeked, Error> {
         let keys = account_keys(&self.prefix, state_name);
-        let reply: Vec<Value> = redis::Script::new(PEEK)
+        let reply: Vec<Value> = SCRIPTS
+            .peek
             .key(&keys.0)
             .invoke(&mut self.connection)
             .map_err(|e| describe(&e))?;
@@ -615,7 +632,7 @@ impl SharedStore {
         let mut token_bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut token_bytes);
         let token = hex::encode(token_bytes);
-        let script = redis::Script::new(TAKE_LEASE);
+        let script = &SCRIPTS.take_lease;
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {
@@ -675,7 +692,8 @@ impl SharedStore {
         state: &LoginState,
         spent_a_backup_code: bool,
     ) -> Result<(), Error> {
-        let stored: i64 = redis::Script::new(STORE)
+        let stored: i64 = SCRIPTS
+            .store
             .key(&lease.keys.0)
             .key(&lease.keys.1)
             .arg(&lease.token)
@@ -717,7 +735,8 @@ impl SharedStore {
     /// Give the lease back without storing (nothing changed). A failure
     /// only means the lease runs out by itself.
     pub fn release(&mut self, lease: &Lease) {
-        let _ = redis::Script::new(RELEASE)
+        let _ = SCRIPTS
+            .release
             .key(&lease.keys.0)
             .key(&lease.keys.1)
             .arg(&lease.token)

@@ -640,7 +640,7 @@ fn kill_logins(ns: &TestNamespace, mut rng: StdRng, backend: Backend) -> Result<
         let local = LoginState::parse(&text, "state").map_err(|e| format!("trial {trial}: {e}"))?;
         // What a confirmed login recorded must be on the host and, with the
         // fleet backend, on the server too: the checks below see the
-        // weaker of the two (the host's file is written first).
+        // weaker of the two (one is written after the other).
         let state = match backend {
             Backend::Local => local,
             Backend::Redis(server) => {
