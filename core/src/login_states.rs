@@ -12,7 +12,7 @@
 //! Failures, grace and resets come from the shared state alone: it is the
 //! authority on them, and a host's stale copy must not undo a reset.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::config::{Config, RedisUnavailable, StateBackend};
@@ -34,6 +34,8 @@ struct Shared {
     connection: RefCell<Option<SharedStore>>,
     /// Once unreachable, a login does not wait for the timeout again.
     unreachable: RefCell<Option<SharedStateError>>,
+    /// See [`LoginStates::first_report_of_fallback`].
+    fallback_reported: Cell<bool>,
 }
 
 /// A state read without a lock, and the clock its windows run on.
@@ -80,6 +82,7 @@ impl LoginStates {
                 fall_back: config.redis_unavailable == RedisUnavailable::Local,
                 connection: RefCell::new(None),
                 unreachable: RefCell::new(None),
+                fallback_reported: Cell::new(false),
             })
         });
         LoginStates {
@@ -94,9 +97,13 @@ impl LoginStates {
         &self.local
     }
 
-    /// True with the shared backend.
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
+    /// True the first time it is asked in this login or run, to say a
+    /// fallback to this host's state once although both the read before
+    /// the prompt and the decision meet it.
+    pub fn first_report_of_fallback(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|shared| !shared.fallback_reported.replace(true))
     }
 
     /// Run `step` on the login's connection, connecting first if needed. A
@@ -118,22 +125,16 @@ impl LoginStates {
             return Err(why.clone().into());
         }
         let settings = shared.settings.as_ref().map_err(Clone::clone)?;
-        let mut store = settings.connect().inspect_err(|e| {
-            if e.is_unreachable() {
-                *shared.unreachable.borrow_mut() = Some(e.clone());
-            }
-        })?;
-        match step(&mut store) {
-            Ok(value) => Ok((value, store)),
-            Err(e) => {
-                if let Error::SharedState(why) = &e {
-                    if why.is_unreachable() {
-                        *shared.unreachable.borrow_mut() = Some(why.clone());
-                    }
-                }
-                Err(e)
+        let fresh = settings
+            .connect()
+            .map_err(Error::from)
+            .and_then(|mut store| step(&mut store).map(|value| (value, store)));
+        if let Err(Error::SharedState(why)) = &fresh {
+            if why.is_unreachable() {
+                *shared.unreachable.borrow_mut() = Some(why.clone());
             }
         }
+        fresh
     }
 
     /// `name`'s state without a lock (for display and the checks made
@@ -172,10 +173,17 @@ impl LoginStates {
     /// Hold `name`'s state for a decision: `local` is the host's file,
     /// already locked (and its aliases taken in); with the shared backend
     /// the account's lease is taken too. `host_now` is this host's clock.
-    pub fn hold(&self, local: LockedState, name: &str, host_now: u64) -> Result<HeldState, Error> {
+    pub fn hold(
+        &self,
+        mut local: LockedState,
+        name: &str,
+        host_now: u64,
+    ) -> Result<HeldState, Error> {
         let Some(shared) = &self.shared else {
+            // The decision's state is the file's own, moved (not copied)
+            // out of it and back for the save.
             return Ok(HeldState {
-                state: local.state.clone(),
+                state: std::mem::take(&mut local.state),
                 now: host_now,
                 fallback: None,
                 local,
@@ -203,7 +211,7 @@ impl LoginStates {
                 })
             }
             Err(e) if shared.fall_back && e.is_shared_state_unreachable() => Ok(HeldState {
-                state: local.state.clone(),
+                state: std::mem::take(&mut local.state),
                 now: host_now,
                 fallback: Some(unreachable_of(e)),
                 local,
@@ -234,8 +242,9 @@ impl HeldState {
         // host's file is still written before the login may succeed, under
         // its lock, held until this is dropped.
         let shared_result = self.save_shared();
-        self.local.state = self.state.clone();
+        std::mem::swap(&mut self.local.state, &mut self.state);
         let local_result = self.local.save();
+        std::mem::swap(&mut self.local.state, &mut self.state);
         shared_result.and(local_result)
     }
 

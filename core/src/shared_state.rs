@@ -601,12 +601,6 @@ impl SharedStore {
             .map_err(|e| describe(&e))
     }
 
-    /// Replicas `WAIT` can count on now (`redis_wait_replicas` is compared
-    /// with it by `twofactor doctor`).
-    pub fn wait_replicas(&self) -> u32 {
-        self.wait_replicas
-    }
-
     /// The account's state and the server's clock, without the lease.
     pub fn peek(&mut self, state_name: &str) -> Result<Peeked, Error> {
         let keys = account_keys(&self.prefix, state_name);

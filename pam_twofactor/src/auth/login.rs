@@ -242,8 +242,12 @@ impl Login<'_> {
     }
 
     /// The shared state is unreachable and `redis_unavailable = "local"`
-    /// lets this host's state stand in.
+    /// lets this host's state stand in. Said once per login, although the
+    /// read before the prompt and the decision both meet it.
     pub fn log_fallback(&mut self, config: &Config, why: &SharedStateError, context: &LogContext) {
+        if !self.states(config).first_report_of_fallback() {
+            return;
+        }
         let backup = if config.redis_fallback_backup_codes {
             "backup codes allowed"
         } else {
