@@ -1038,6 +1038,16 @@ fn unsafe_directories_fail_closed(ns: &TestNamespace) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A stack whose configuration runs `script` as the notify_command.
+fn notifying_stack(ns: &TestNamespace, service: &str, script: &Path) -> Stack {
+    stack(
+        ns,
+        service,
+        "",
+        &format!("notify_command = [\"{}\"]", script.display()),
+    )
+}
+
 fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let events = ns.scratch.join("notify-events");
     let script = ns.scratch.join("notify.sh");
@@ -1046,12 +1056,7 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
         format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", events.display()),
     )?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
-    let notifying = stack(
-        ns,
-        "notify",
-        "",
-        &format!("notify_command = [\"{}\"]", script.display()),
-    );
+    let notifying = notifying_stack(ns, "notify", &script);
     let u = user(20);
     let enrolled = Enrolled::standard();
     notifying.enroll(&u, &enrolled);
@@ -1075,12 +1080,7 @@ fn notify_command_is_run_and_bounded(ns: &TestNamespace) -> Result<(), Failed> {
     let hanging = ns.scratch.join("notify-hangs.sh");
     fs::write(&hanging, "#!/bin/sh\nsleep 30\n")?;
     fs::set_permissions(&hanging, fs::Permissions::from_mode(0o755))?;
-    let slow = stack(
-        ns,
-        "notify-slow",
-        "",
-        &format!("notify_command = [\"{}\"]", hanging.display()),
-    );
+    let slow = notifying_stack(ns, "notify-slow", &hanging);
     let v = user(21);
     slow.enroll(&v, &enrolled);
     let started = std::time::Instant::now();
@@ -1105,12 +1105,7 @@ fn notify_command_inherits_only_its_standard_streams(ns: &TestNamespace) -> Resu
     let script = ns.scratch.join("notify-lists-fds.sh");
     let listing = ns.scratch.join("notify-fds");
     write_listing_script(&script, &listing, "");
-    let notifying = stack(
-        ns,
-        "notify-fds",
-        "",
-        &format!("notify_command = [\"{}\"]", script.display()),
-    );
+    let notifying = notifying_stack(ns, "notify-fds", &script);
     let u = user(23);
     let enrolled = Enrolled::standard();
     notifying.enroll(&u, &enrolled);

@@ -51,22 +51,19 @@ fn url_of(server: &RedisServer) -> String {
     )
 }
 
-/// `count` hosts on `server`, `user` enrolled on each with `enrolled`.
-fn hosts(
+/// `N` hosts with `redis_config`, `user` enrolled on each with `enrolled`.
+fn hosts<const N: usize>(
     ns: &TestNamespace,
     name: &str,
-    count: usize,
     redis_config: &str,
     user: &TestUser,
     enrolled: &Enrolled,
-) -> Vec<Stack> {
-    (0..count)
-        .map(|i| {
-            let stack = host(ns, &format!("{name}-{i}"), redis_config);
-            stack.enroll(user, enrolled);
-            stack
-        })
-        .collect()
+) -> [Stack; N] {
+    std::array::from_fn(|i| {
+        let stack = host(ns, &format!("{name}-{i}"), redis_config);
+        stack.enroll(user, enrolled);
+        stack
+    })
 }
 
 fn accepted(result: &AttemptResult) -> bool {
@@ -93,9 +90,7 @@ fn codes_and_backup_codes_are_spent_fleet_wide(ns: &TestNamespace) -> Result<(),
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(0);
     let enrolled = Enrolled::standard();
-    let [a, b, c] = &hosts(ns, "spent", 3, &url_of(&server), &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b, c] = &hosts(ns, "spent", &url_of(&server), &u, &enrolled);
     let totp = enrolled.code_at(NOW);
     check(accepted(&a.login_at(&u.name, &totp, NOW)), "host A: code")?;
     let on_b = b.login_at(&u.name, &totp, NOW + 1);
@@ -145,9 +140,7 @@ fn failures_on_all_hosts_add_up(ns: &TestNamespace) -> Result<(), Failed> {
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(1);
     let enrolled = Enrolled::standard();
-    let [a, b, c] = &hosts(ns, "failures", 3, &url_of(&server), &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b, c] = &hosts(ns, "failures", &url_of(&server), &u, &enrolled);
     let wrong = enrolled.wrong_code(NOW);
     for (stack, count) in [(a, 3), (b, 2)] {
         for i in 0..count {
@@ -209,7 +202,7 @@ fn concurrent_logins_over_hosts(ns: &TestNamespace) -> Result<(), Failed> {
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(2);
     let enrolled = Enrolled::standard();
-    let stacks = hosts(ns, "concurrent", 4, &url_of(&server), &u, &enrolled);
+    let stacks: [Stack; 4] = hosts(ns, "concurrent", &url_of(&server), &u, &enrolled);
     // One backup code, 100 logins at once over four hosts: one success.
     let backup = vec![enrolled.backup_codes[0].clone(); 100];
     let results = at_once(&stacks, &u, &backup, NOW);
@@ -274,9 +267,7 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
     let enrolled = Enrolled::standard();
     let timeouts = "redis_connect_timeout_ms = 300\nredis_command_timeout_ms = 300\n";
     let config = format!("{}{timeouts}", url_of(&server));
-    let [fail] = &hosts(ns, "unavailable", 1, &config, &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [fail] = &hosts(ns, "unavailable", &config, &u, &enrolled);
     let local = host(
         ns,
         "unavailable-local",
@@ -308,6 +299,17 @@ fn unavailable_server_fails_closed_in_time(ns: &TestNamespace) -> Result<(), Fai
         format!("local fallback, TOTP: {}", code::describe(result.code)),
     )?;
     assert_logged(&local, "deciding on this host's state alone")?;
+    let fallback_lines = |stack: &Stack| {
+        stack
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("deciding on this host's state alone"))
+            .count()
+    };
+    check(
+        fallback_lines(&local) == 1,
+        format!("one login, fallback said {} times", fallback_lines(&local)),
+    )?;
     let result = local.login_at(&u.name, &enrolled.backup_codes[0], NOW + 61);
     check(
         !accepted(&result),
@@ -358,9 +360,7 @@ fn the_host_state_refuses_what_the_server_lost(ns: &TestNamespace) -> Result<(),
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(5);
     let enrolled = Enrolled::standard();
-    let [a, b] = &hosts(ns, "lost", 2, &url_of(&server), &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b] = &hosts(ns, "lost", &url_of(&server), &u, &enrolled);
     let totp = enrolled.code_at(NOW);
     let backup = &enrolled.backup_codes[0];
     check(accepted(&a.login_at(&u.name, &totp, NOW)), "host A: code")?;
@@ -434,9 +434,7 @@ fn sentinel_failover(ns: &TestNamespace) -> Result<(), Failed> {
     );
     let u = user(7);
     let enrolled = Enrolled::standard();
-    let [a, b] = &hosts(ns, "sentinel", 2, &config, &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b] = &hosts(ns, "sentinel", &config, &u, &enrolled);
     check(
         accepted(&a.login_at(&u.name, &enrolled.code_at(NOW), NOW)),
         "through Sentinel",
@@ -606,9 +604,7 @@ fn the_tool_works_on_the_shared_state(ns: &TestNamespace) -> Result<(), Failed> 
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(9);
     let enrolled = Enrolled::standard();
-    let [a, b] = &hosts(ns, "tool", 2, &url_of(&server), &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b] = &hosts(ns, "tool", &url_of(&server), &u, &enrolled);
     let wrong = enrolled.wrong_code(NOW);
     for i in 0..5 {
         a.login_at(&u.name, &wrong, NOW + i);
@@ -695,9 +691,7 @@ fn the_lease_serializes_and_fences(ns: &TestNamespace) -> Result<(), Failed> {
     let server = RedisServer::start(RedisOptions::default())?;
     let u = user(10);
     let enrolled = Enrolled::standard();
-    let [a] = &hosts(ns, "lease", 1, &url_of(&server), &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a] = &hosts(ns, "lease", &url_of(&server), &u, &enrolled);
     let (_, lease_key) = account_keys("tf", &u.name);
     let mut admin = server.admin()?;
     // Another login's lease with 800 ms left: this one waits it out.
@@ -790,9 +784,7 @@ fn failures_count_per_host_fleet_wide(ns: &TestNamespace) -> Result<(), Failed> 
     let u = user(11);
     let enrolled = Enrolled::standard();
     let config = format!("{}rate_limit_by_host = true\n", url_of(&server));
-    let [a, b] = &hosts(ns, "byhost", 2, &config, &u, &enrolled)[..] else {
-        unreachable!()
-    };
+    let [a, b] = &hosts(ns, "byhost", &config, &u, &enrolled);
     let attacker = Some("192.0.2.66");
     let wrong = enrolled.wrong_code(NOW);
     // Three guesses from one address through host A, two through host B:

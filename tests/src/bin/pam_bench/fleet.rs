@@ -725,14 +725,7 @@ impl FleetReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys(v: &serde_json::Value) -> Vec<&str> {
-        v.as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect()
-    }
+    use crate::report::tests::keys;
 
     /// The JSON names of the fleet section, and the added time computed
     /// from the two backends' figures.

@@ -446,13 +446,14 @@ fn c_host_first_login(bench: &Bench, ours: &Figures, ga: &Figures) -> (Option<f6
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::concurrency::Run;
     use crate::leak::Memcheck;
     use std::path::PathBuf;
 
-    fn keys(v: &serde_json::Value) -> Vec<&str> {
+    /// The keys of a JSON object, for checking a report's field names.
+    pub(crate) fn keys(v: &serde_json::Value) -> Vec<&str> {
         v.as_object()
             .expect("object")
             .keys()
