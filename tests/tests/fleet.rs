@@ -17,9 +17,9 @@ use twofactor_core::login_states::LoginStates;
 use twofactor_core::shared_state::{account_keys, SharedStateError};
 use twofactor_core::state::{FailureKind, LoginState};
 use twofactor_integration_tests::checks::{assert_logged, assert_not_logged, check, ensure};
-use twofactor_integration_tests::fixtures::{Enrolled, Stack};
+use twofactor_integration_tests::fixtures::{answer_in_mode, Enrolled, Stack, PASS_MODES};
 use twofactor_integration_tests::namespace::{self, TestNamespace};
-use twofactor_integration_tests::pam_client::{code, AttemptResult};
+use twofactor_integration_tests::pam_client::{self, code, Attempt, AttemptResult};
 use twofactor_integration_tests::redis_servers::{
     RedisOptions, RedisServer, SentinelSetup, TlsFiles,
 };
@@ -809,6 +809,143 @@ fn failures_count_per_host_fleet_wide(ns: &TestNamespace) -> Result<(), Failed> 
     )
 }
 
+/// The fleet's guarantees whichever way the module is stacked: the code
+/// alone at its prompt, or password and code in one answer (forward_pass,
+/// use_first_pass, try_first_pass), with `rate_limit_by_host`.
+fn every_stacking_mode_over_the_fleet(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let config = format!(
+        "state_backend = \"redis\"\n{}rate_limit_by_host = true\n",
+        url_of(&server)
+    );
+    for (index, mode) in (13u32..).zip(PASS_MODES) {
+        let name = if mode.is_empty() { "prompt" } else { mode };
+        let u = user(index);
+        let enrolled = Enrolled::standard();
+        let [a, b]: [Stack; 2] = std::array::from_fn(|i| {
+            let stack = Stack::in_pass_mode(
+                ns,
+                &format!("modes-{name}-{i}"),
+                &test_clock_module(),
+                mode,
+                &config,
+            );
+            stack.enroll(&u, &enrolled);
+            stack
+        });
+        let answer = |code: &str| answer_in_mode(mode, code);
+        let home = Some("192.0.2.10");
+        // A code accepted on A is refused on B.
+        let code_now = answer(&enrolled.code_at(NOW));
+        let result = a.login_from(&u.name, &[&code_now], NOW, home);
+        check(
+            accepted(&result),
+            format!("{name}: host A: {}", result.code),
+        )?;
+        let result = b.login_from(&u.name, &[&code_now], NOW + 1, home);
+        check(
+            !accepted(&result),
+            format!("{name}: host B accepted host A's code"),
+        )?;
+        // A backup code spent on B is refused on A.
+        let backup = answer(&enrolled.backup_codes[0]);
+        let result = b.login_from(&u.name, &[&backup], NOW + 2, home);
+        check(
+            accepted(&result),
+            format!("{name}: backup code on B: {}", result.code),
+        )?;
+        let result = a.login_from(&u.name, &[&backup], NOW + 3, home);
+        check(
+            !accepted(&result),
+            format!("{name}: host A accepted a backup code spent on B"),
+        )?;
+        // One address's budget is shared by the hosts: 3 guesses on A and
+        // 2 on B lock it on both; another address is not locked.
+        let wrong = answer(&enrolled.wrong_code(NOW + 30));
+        let attacker = Some("192.0.2.66");
+        for (stack, count) in [(&a, 3), (&b, 2)] {
+            for i in 0..count {
+                stack.login_from(&u.name, &[&wrong], NOW + 30 + i, attacker);
+            }
+        }
+        let right = answer(&enrolled.code_at(NOW + 60));
+        let result = a.login_from(&u.name, &[&right], NOW + 60, attacker);
+        check(
+            !accepted(&result),
+            format!("{name}: a locked address got in through host A"),
+        )?;
+        let result = b.login_from(&u.name, &[&right], NOW + 61, Some("192.0.2.7"));
+        check(
+            accepted(&result),
+            format!("{name}: another address was locked too: {}", result.code),
+        )?;
+        // 15 more addresses, one guess each over both hosts: the all-hosts
+        // budget of 20 checked in all, then a fresh address is refused.
+        for i in 0..15u64 {
+            let stack = if i % 2 == 0 { &a } else { &b };
+            let from = format!("198.51.100.{}", i + 1);
+            stack.login_from(&u.name, &[&wrong], NOW + 70 + i, Some(&from));
+        }
+        let checked = failures(&shared_state(&server, &u)?, FailureKind::Code);
+        check(
+            checked == 20,
+            format!("{name}: {checked} guesses checked over the fleet, not 20"),
+        )?;
+        let right = answer(&enrolled.code_at(NOW + 120));
+        let result = a.login_from(&u.name, &[&right], NOW + 120, Some("203.0.113.9"));
+        check(
+            !accepted(&result),
+            format!("{name}: a fresh address got in past the all-hosts budget"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A grace period with the shared state: earned from an address through a
+/// service, it holds for that address on every host, for no other address.
+fn grace_over_the_fleet(ns: &TestNamespace) -> Result<(), Failed> {
+    let server = RedisServer::start(RedisOptions::default())?;
+    let u = user(17);
+    let enrolled = Enrolled::standard();
+    let config = format!("{}grace_period = 300\n", url_of(&server));
+    let [a, b] = &hosts(ns, "grace", &config, &u, &enrolled);
+    // Grace is scoped by PAM service: host B's stack under host A's
+    // service name (its own configuration and state directory still).
+    fs::copy(b.confdir.join(&b.service), b.confdir.join(&a.service))?;
+    let on_b = |answers: &[&str], now: u64, from: &str| {
+        pam_client::authenticate(
+            &b.confdir,
+            &a.service,
+            &u.name,
+            &Attempt {
+                answers: answers.iter().map(|a| a.to_string()).collect(),
+                rhost: Some(from.to_string()),
+                env: vec![format!("PAM_TWOFACTOR_TEST_NOW={now}")],
+                ..Attempt::default()
+            },
+        )
+    };
+    let home = "192.0.2.10";
+    let result = a.login_from(&u.name, &[&enrolled.code_at(NOW)], NOW, Some(home));
+    check(accepted(&result), format!("host A: {}", result.code))?;
+    let result = on_b(&[], NOW + 10, home);
+    check(
+        accepted(&result) && result.prompts().is_empty(),
+        format!("the same address on host B within the grace: {result:?}"),
+    )?;
+    let result = on_b(&[], NOW + 10, "192.0.2.11");
+    check(
+        !accepted(&result) && result.prompts().len() == 1,
+        format!("another address on host B: {result:?}"),
+    )?;
+    // Host B's own service is another service: no grace there.
+    let result = b.login_from(&u.name, &[], NOW + 20, Some(home));
+    check(
+        !accepted(&result) && result.prompts().len() == 1,
+        format!("another service on host B: {result:?}"),
+    )
+}
+
 fn keys_of_odd_names_stay_apart(_ns: &TestNamespace) -> Result<(), Failed> {
     let names = ["a", "a}", "{a", "a:b", "a b", "ä", "a\u{0}", "tf:{x}:state"];
     let keys: HashSet<String> = names.iter().map(|n| account_keys("tf", n).0).collect();
@@ -849,6 +986,11 @@ fn main() {
             ("sentinel_failover", sentinel_failover),
             ("tls_and_acl", tls_and_acl),
             ("keys_of_odd_names_stay_apart", keys_of_odd_names_stay_apart),
+            (
+                "every_stacking_mode_over_the_fleet",
+                every_stacking_mode_over_the_fleet,
+            ),
+            ("grace_over_the_fleet", grace_over_the_fleet),
             (
                 "the_tool_works_on_the_shared_state",
                 the_tool_works_on_the_shared_state,
